@@ -1,0 +1,1 @@
+"""GUI-free D2SD engine: target model, drafters, tree verification and the generation loop."""

@@ -1,0 +1,167 @@
+"""`d2sd`: generate, chat and manage models from a terminal. Errors print one line and exit non-zero."""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from engine.verify import SamplerSettings
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
+    p.add_argument("--method", default="ar", help="decoding method: ar, lookup (default ar)")
+    p.add_argument("--gamma", type=int, default=None, help="draft length for lookup / drafters")
+    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--gpu-layers", type=int, default=-1, help="layers to offload (-1: all, when supported)")
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--min-p", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--stats", action="store_true", help="print run statistics at the end")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="d2sd", description="D2SD speculative decoding on llama.cpp")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="complete one prompt and stream it to stdout")
+    g.add_argument("prompt", help="the prompt text, or - to read stdin")
+    g.add_argument("--raw", action="store_true", help="no chat template: continue the text as given")
+    g.add_argument("--system", default=None)
+    _add_model_args(g)
+    c = sub.add_parser("chat", help="interactive chat in the terminal")
+    c.add_argument("--system", default=None)
+    _add_model_args(c)
+    m = sub.add_parser("models", help="list, verify or install models")
+    m.add_argument("action", choices=["list", "verify", "install-default"], nargs="?", default="list")
+    m.add_argument("path", nargs="?", help="for verify: a GGUF file")
+    m.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def _sampler(a) -> SamplerSettings:
+    return SamplerSettings(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, min_p=a.min_p, seed=a.seed)
+
+
+def _load(a):
+    from engine.store.embedded import ensure
+    from engine.target import Target, TargetSettings
+
+    path = a.model or ensure()
+    return Target.load(path, TargetSettings(n_ctx=a.ctx, n_threads=a.threads, n_gpu_layers=a.gpu_layers))
+
+
+def _method(a, target):
+    from engine.methods import make_method
+
+    params = {"gamma": a.gamma} if a.gamma else {}
+    return make_method(a.method, target, **params)
+
+
+def _stats_line(s) -> str:
+    return (f"[{s.method}] {s.new_tokens} tokens, {s.tokens_per_s:.1f} tok/s, tau {s.tau:.2f}, "
+            f"accepted {s.accepted}/{s.proposed}, TTFT {s.ttft_s * 1000:.0f} ms, "
+            f"passes {s.target_passes}, stop: {s.stop_reason}")
+
+
+def _stream(target, tokens, method, a, cancel) -> str:
+    from engine.events import Finished, TextDelta
+    from engine.generate import generate
+
+    text = ""
+    for ev in generate(target, tokens, method, _sampler(a), a.max_tokens, a.stop, cancel):
+        if isinstance(ev, TextDelta) and ev.text:
+            sys.stdout.write(ev.text)
+            sys.stdout.flush()
+        elif isinstance(ev, Finished):
+            text = ev.text
+            sys.stdout.write("\n")
+            if a.stats or a.cmd == "chat":
+                print(_stats_line(ev.stats), file=sys.stderr)
+    return text
+
+
+def _cmd_generate(a) -> int:
+    _sampler(a)  # validate before the model loads
+    prompt = sys.stdin.read() if a.prompt == "-" else a.prompt
+    with _load(a) as target:
+        method = _method(a, target)
+        if a.raw:
+            tokens = target.tokenize(prompt)
+        else:
+            msgs = ([{"role": "system", "content": a.system}] if a.system else []) + [
+                {"role": "user", "content": prompt}]
+            tokens = target.chat_tokens(msgs)
+        _stream(target, tokens, method, a, threading.Event())
+    return 0
+
+
+def _cmd_chat(a) -> int:
+    _sampler(a)
+    with _load(a) as target:
+        method = _method(a, target)
+        msgs = [{"role": "system", "content": a.system}] if a.system else []
+        print(f"{target.info.name} · method {a.method} · Ctrl-C stops an answer, Ctrl-D quits", file=sys.stderr)
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            if not line.strip():
+                continue
+            msgs.append({"role": "user", "content": line})
+            cancel = threading.Event()
+            try:
+                answer = _stream(target, target.chat_tokens(msgs), method, a, cancel)
+            except KeyboardInterrupt:
+                print("\n[stopped]", file=sys.stderr)
+                answer = ""
+            msgs.append({"role": "assistant", "content": answer})
+
+
+def _cmd_models(a) -> int:
+    from engine.gguf_check import inspect
+    from engine.paths import models_dir
+    from engine.store.embedded import DEFAULT_TARGET, ensure, is_installed
+
+    if a.action == "install-default":
+        if not is_installed(DEFAULT_TARGET):
+            if not a.quiet:
+                print(f"assembling {DEFAULT_TARGET.filename} ...", file=sys.stderr)
+            ensure()
+        if not a.quiet:
+            print(DEFAULT_TARGET.path())
+        return 0
+    if a.action == "verify":
+        info = inspect(a.path or DEFAULT_TARGET.path())
+        print(f"ok: {info.name} ({info.architecture}, {info.n_layer} layers, n_embd {info.n_embd}, "
+              f"vocab {info.n_vocab})")
+        return 0
+    folder = models_dir()
+    files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
+    if not files:
+        print(f"no models in {folder}")
+    for f in files:
+        mark = " (embedded default, verified)" if f == DEFAULT_TARGET.path() and is_installed() else ""
+        print(f"{f.stat().st_size / 2**20:9.1f} MiB  {f.name}{mark}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        return {"generate": _cmd_generate, "chat": _cmd_chat, "models": _cmd_models}[a.cmd](a)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"d2sd: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

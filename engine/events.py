@@ -1,0 +1,93 @@
+"""What the generation loop streams out: plain dataclasses, safe to pass across threads and to pickle-free JSON."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# Provenance of an emitted token: which proposer put it in the verified trie (or "target" for the
+# token the target sampled itself after the last accepted node: the bonus token).
+TARGET = "target"
+LOOKUP = "lookup"
+DRAFTER1 = "drafter1"
+VP = "vp"
+ARDRAFT = "ardraft"
+
+
+@dataclass
+class TreeView:
+    """The candidate trie of one step, for drawing: node 0 is the anchor (already emitted)."""
+    tokens: list[int]
+    parents: list[int]          # -1 for the root
+    sources: list[str]
+    confidences: list[float]
+    accepted: list[int]         # node ids of the accepted path, root first
+
+
+@dataclass
+class TextDelta:
+    text: str                   # may be "" while UTF-8 bytes or a possible stop string are held back
+    token_ids: list[int]
+    provenance: list[str]       # one entry per token id
+
+
+@dataclass
+class StepStats:
+    step: int
+    tree_nodes: int             # tokens in this step's verify batch, the anchor included
+    proposed: int               # draft tokens in the trie (tree_nodes - 1)
+    accepted: int               # draft tokens the target accepted
+    emitted: int                # accepted + 1 (the bonus token), or fewer when a stop cut the step
+    draft_s: float
+    verify_s: float
+    other_s: float
+    tree: TreeView
+
+
+@dataclass
+class RunStats:
+    method: str
+    prompt_tokens: int
+    reused_tokens: int          # prompt tokens whose KV was kept from the previous turn
+    new_tokens: int
+    target_passes: int          # verify decodes, prefill excluded
+    proposed: int
+    accepted: int
+    ttft_s: float
+    total_s: float
+    prefill_s: float
+    draft_s: float
+    verify_s: float
+    other_s: float
+    stop_reason: str            # "eos" | "stop" | "length" | "cancel"
+    # accept_tries[k] / accept_hits[k]: how often a draft token at depth k+1 was offered on the
+    # accepted path's frontier and how often the target took it.
+    accept_tries: list[int] = field(default_factory=list)
+    accept_hits: list[int] = field(default_factory=list)
+
+    @property
+    def tau(self) -> float:
+        """Tokens per target pass (mean accepted length + 1)."""
+        return self.new_tokens / self.target_passes if self.target_passes else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode_s = self.total_s - self.prefill_s
+        return self.new_tokens / decode_s if decode_s > 0 else 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.proposed if self.proposed else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(tau=self.tau, tokens_per_s=self.tokens_per_s, acceptance_rate=self.acceptance_rate)
+        return d
+
+
+@dataclass
+class Finished:
+    text: str
+    token_ids: list[int]
+    stats: RunStats
+
+
+Event = TextDelta | StepStats | Finished

@@ -1,0 +1,21 @@
+"""The interface every decoding method implements."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from engine.tree import Trie
+
+
+class Method(Protocol):
+    name: str
+
+    def start(self, prompt: list[int], features: np.ndarray | None) -> None:
+        """A new generation: `prompt` is committed except its last token (the first anchor)."""
+
+    def propose(self, history: list[int], anchor: int) -> Trie:
+        """The trie to verify this step, rooted at `anchor`; `history` is everything committed before it."""
+
+    def observe(self, accepted: list[int], features: np.ndarray | None) -> None:
+        """Tokens just committed (the root and accepted drafts) and their target features, if captured."""

@@ -1,0 +1,20 @@
+from engine.methods.lookup import PromptLookup
+
+
+def test_longest_recent_ngram_wins():
+    m = PromptLookup(gamma=3, max_ngram=2)
+    #            0  1  2  3  4  5  6  7  8  9
+    seq = [5, 6, 7, 8, 1, 6, 7, 9, 2, 6, 7]
+    # bigram (6, 7) last occurred at 5..6 (followed by 9, 2, 6) before the current tail
+    assert m.continuation(seq) == [9, 2, 6]
+
+
+def test_falls_back_to_shorter_ngram_and_to_nothing():
+    m = PromptLookup(gamma=2, max_ngram=3)
+    assert m.continuation([1, 2, 3, 4, 3]) == [4, 3]
+    assert m.continuation([1, 2, 3]) == []
+
+
+def test_proposes_a_chain_rooted_at_the_anchor():
+    trie = PromptLookup(gamma=4).propose([1, 2, 3, 4, 1, 2], 3)
+    assert trie.tokens == [3, 4, 1, 2, 3] and trie.sources[1:] == ["lookup"] * 4
