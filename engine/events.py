@@ -9,6 +9,7 @@ TARGET = "target"
 LOOKUP = "lookup"
 DRAFTER1 = "drafter1"
 VP = "vp"
+RESAMPLE = "resample"
 ARDRAFT = "ardraft"
 
 

@@ -21,8 +21,8 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
     clock = time.perf_counter
     t0 = clock()
     sample = Sampler(sampler)
-    anchor, reused = target.prepare(prompt)
-    method.start(prompt, target.features)
+    anchor, reused = target.prepare(prompt, max_reuse=method.context_len())
+    method.start(prompt, reused, target.features)
     prefill_s = clock() - t0
 
     stream, stopper = target.text_stream(), StopMatcher(stop)

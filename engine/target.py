@@ -11,7 +11,7 @@ import codecs
 import ctypes
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import llama_cpp
@@ -125,6 +125,36 @@ class _FeatureCapture:
         return np.concatenate(layers, axis=1)
 
 
+def _check_layers(info: GGUFInfo, layers: tuple[int, ...]) -> None:
+    for layer in layers:
+        # the last layer is computed only for rows that output logits, so it cannot feed drafters
+        if not 0 <= layer < info.n_layer - 1:
+            raise ModelFileError(
+                f"feature layer {layer} must be in 0..{info.n_layer - 2} for this {info.n_layer}-layer target")
+
+
+def _new_context(model, settings: TargetSettings):
+    threads = settings.n_threads or os.cpu_count() or 1
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx = settings.n_ctx
+    # llama.cpp caps the batch at the context and asserts unless a batch can output one row per sequence
+    n_batch = max(min(settings.n_batch, settings.n_ctx), settings.n_seq_max)
+    cparams.n_batch = n_batch
+    cparams.n_ubatch = n_batch
+    cparams.n_seq_max = settings.n_seq_max
+    cparams.n_threads = threads
+    cparams.n_threads_batch = threads
+    cparams.kv_unified = True   # branches of one trie share the context's cells
+    cparams.no_perf = True
+    capture = _FeatureCapture(settings.capture_layers) if settings.capture_layers else None
+    if capture:
+        cparams.cb_eval = capture.callback
+    ctx = llama_cpp.llama_init_from_model(model, cparams)
+    if not ctx:
+        raise TargetError(f"llama.cpp could not create a context of {settings.n_ctx} tokens{_last_log()}")
+    return ctx, capture
+
+
 class Target:
     def __init__(self, info: GGUFInfo, settings: TargetSettings, model, ctx, capture: _FeatureCapture | None):
         self.info = info
@@ -148,37 +178,31 @@ class Target:
     @classmethod
     def load(cls, path: str | Path, settings: TargetSettings = TargetSettings()) -> "Target":
         info = inspect(path)
-        for layer in settings.capture_layers:
-            # the last layer is computed only for rows that output logits, so it cannot feed drafters
-            if not 0 <= layer < info.n_layer - 1:
-                raise ModelFileError(
-                    f"feature layer {layer} must be in 0..{info.n_layer - 2} for this {info.n_layer}-layer target")
+        _check_layers(info, settings.capture_layers)
         mparams = llama_cpp.llama_model_default_params()
         gpu = llama_cpp.llama_supports_gpu_offload()
         mparams.n_gpu_layers = (info.n_layer + 1 if settings.n_gpu_layers < 0 else settings.n_gpu_layers) if gpu else 0
         model = llama_cpp.llama_model_load_from_file(str(info.path).encode(), mparams)
         if not model:
             raise ModelFileError(f"llama.cpp could not load {info.path.name}{_last_log()}")
-        threads = settings.n_threads or os.cpu_count() or 1
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = settings.n_ctx
-        # llama.cpp caps the batch at the context and asserts unless a batch can output one row per sequence
-        n_batch = max(min(settings.n_batch, settings.n_ctx), settings.n_seq_max)
-        cparams.n_batch = n_batch
-        cparams.n_ubatch = n_batch
-        cparams.n_seq_max = settings.n_seq_max
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        cparams.kv_unified = True   # branches of one trie share the context's cells
-        cparams.no_perf = True
-        capture = _FeatureCapture(settings.capture_layers) if settings.capture_layers else None
-        if capture:
-            cparams.cb_eval = capture.callback
-        ctx = llama_cpp.llama_init_from_model(model, cparams)
-        if not ctx:
+        try:
+            ctx, capture = _new_context(model, settings)
+        except TargetError:
             llama_cpp.llama_model_free(model)
-            raise TargetError(f"llama.cpp could not create a context of {settings.n_ctx} tokens{_last_log()}")
+            raise
         return cls(info, settings, model, ctx, capture)
+
+    def set_capture_layers(self, layers: tuple[int, ...]) -> None:
+        """Capture other layers' features (a drafter was chosen): a new context, the cache starts empty."""
+        layers = tuple(layers)
+        if layers == self.settings.capture_layers:
+            return
+        _check_layers(self.info, layers)
+        settings = replace(self.settings, capture_layers=layers)
+        ctx, capture = _new_context(self._model, settings)
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._ctx)
+        self.__init__(self.info, settings, self._model, ctx, capture)
 
     def close(self) -> None:
         if self._ctx:
@@ -266,9 +290,10 @@ class Target:
                 f"the conversation needs {len(self.tokens) + extra} tokens but the context holds "
                 f"{self.n_ctx}; start a new chat or raise the context size")
 
-    def prepare(self, prompt: list[int]) -> tuple[int, int]:
+    def prepare(self, prompt: list[int], max_reuse: int | None = None) -> tuple[int, int]:
         """Put all but the last prompt token in the KV cache, keeping the prefix shared with what is
-        already there (earlier chat turns). Returns (anchor = last prompt token, reused token count)."""
+        already there (earlier chat turns), at most `max_reuse` tokens of it.
+        Returns (anchor = last prompt token, reused token count)."""
         if not prompt:
             raise TargetError("the prompt is empty")
         if len(prompt) >= self.n_ctx:
@@ -276,7 +301,7 @@ class Target:
                 f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}; "
                 "shorten it or raise the context size")
         keep = 0
-        limit = min(len(self.tokens), len(prompt) - 1)
+        limit = min(len(self.tokens), len(prompt) - 1, len(prompt) if max_reuse is None else max_reuse)
         while keep < limit and self.tokens[keep] == prompt[keep]:
             keep += 1
         llama_cpp.llama_memory_seq_rm(self._mem, -1, keep, -1)

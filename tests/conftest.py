@@ -6,12 +6,17 @@ import pytest
 from tests.tiny_gguf import write_tiny_gguf
 
 
+@pytest.fixture(scope="session")
+def _user_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("userdirs")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory, monkeypatch):
-    """Tests never touch the user's real data, cache or config folders (the embedded model excepted)."""
-    root = tmp_path_factory.mktemp("userdirs")
+def _isolated_dirs(_user_root, monkeypatch):
+    """Tests never touch the user's real cache or config folders; one cache per session, so the
+    dequantised head of the real target is built once."""
     for var in ("D2SD_CACHE_DIR", "D2SD_CONFIG_DIR"):
-        monkeypatch.setenv(var, str(root / var.lower()))
+        monkeypatch.setenv(var, str(_user_root / var.lower()))
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +34,14 @@ def qwen_path() -> Path:
             pytest.fail("the embedded Qwen target is not installed: `make test` should have assembled it")
         pytest.skip("embedded Qwen target not installed (run `d2sd models install-default`)")
     return DEFAULT_TARGET.path()
+
+
+@pytest.fixture(scope="session")
+def qwen_head(qwen_path, _user_root):
+    """The real target's shared embedding/output head (dequantised once per session)."""
+    import os
+
+    from engine.drafters import SharedHead
+
+    os.environ["D2SD_CACHE_DIR"] = str(_user_root / "d2sd_cache_dir")
+    return SharedHead.from_gguf(qwen_path)

@@ -2,15 +2,34 @@
 from __future__ import annotations
 
 from engine.methods.base import Method
+from engine.methods.drafting import D2SD, DDTree, DFlash, Naive
 from engine.methods.lookup import PromptLookup
 from engine.methods.plain import Plain
 
-METHODS = ["ar", "lookup"]
+METHODS = ["ar", "lookup", "dflash", "naive", "ddtree", "d2sd"]
+DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 
-def make_method(name: str, target=None, **params) -> Method:
+def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
+                drafter=None, vp_drafter=None) -> Method:
+    """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects; without a VP drafter
+    d2sd reuses drafter 1 in its place. Drafter methods switch the target to capture their features."""
     if name == "ar":
         return Plain()
     if name == "lookup":
-        return PromptLookup(**params)
-    raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+        return PromptLookup(gamma=gamma or 8)
+    if name not in DRAFTER_METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    if drafter is None:
+        raise ValueError(f"method {name!r} needs a drafter for this target (none is installed)")
+    if vp_drafter is not None and vp_drafter.config.target_layer_ids != drafter.config.target_layer_ids:
+        raise ValueError("drafter 1 and the VP drafter read different target layers")
+    if target is not None:
+        target.set_capture_layers(drafter.config.target_layer_ids)
+    if name == "dflash":
+        return DFlash(drafter, gamma, budget)
+    if name == "naive":
+        return Naive(drafter, gamma, k, budget)
+    if name == "ddtree":
+        return DDTree(drafter, gamma, budget or 32)
+    return D2SD(drafter, vp_drafter, gamma, k, budget)

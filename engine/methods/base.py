@@ -11,8 +11,13 @@ from engine.tree import Trie
 class Method(Protocol):
     name: str
 
-    def start(self, prompt: list[int], features: np.ndarray | None) -> None:
-        """A new generation: `prompt` is committed except its last token (the first anchor)."""
+    def context_len(self) -> int | None:
+        """How many committed positions the method's own state covers (None: it keeps none), so the
+        target re-evaluates anything beyond it instead of reusing its cache."""
+
+    def start(self, prompt: list[int], reused: int, features: np.ndarray | None) -> None:
+        """A new generation: `prompt` is committed except its last token (the first anchor); the first
+        `reused` positions were kept from before, `features` cover the rest, if captured."""
 
     def propose(self, history: list[int], anchor: int) -> Trie:
         """The trie to verify this step, rooted at `anchor`; `history` is everything committed before it."""

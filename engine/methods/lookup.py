@@ -14,7 +14,10 @@ class PromptLookup:
             raise ValueError("lookup needs gamma >= 1 and 1 <= min_ngram <= max_ngram")
         self.gamma, self.max_ngram, self.min_ngram = gamma, max_ngram, min_ngram
 
-    def start(self, prompt, features) -> None:
+    def context_len(self) -> None:
+        return None
+
+    def start(self, prompt, reused, features) -> None:
         pass
 
     def observe(self, accepted, features) -> None:

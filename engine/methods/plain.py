@@ -5,7 +5,10 @@ from engine.tree import Trie
 class Plain:
     name = "ar"
 
-    def start(self, prompt, features) -> None:
+    def context_len(self) -> None:
+        return None
+
+    def start(self, prompt, reused, features) -> None:
         pass
 
     def propose(self, history: list[int], anchor: int) -> Trie:

@@ -1,0 +1,99 @@
+"""Drafter checkpoints in the public DFlash layout: a folder with config.json + model.safetensors.
+
+Only safetensors is read (never pickle) and no code from the checkpoint runs. Our own drafters are
+written the same way, so z-lab's loaders can read them too; a reduced draft vocabulary, which
+DFlash does not have, goes in a separate draft_vocab.safetensors beside them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
+from safetensors.torch import load_file, save_file
+
+from engine.drafters.cache import atomic_write
+from engine.drafters.config import DrafterConfig
+from engine.drafters.draft_vocab import DraftVocab
+from engine.drafters.errors import DrafterMismatch
+from engine.drafters.gguf_head import TargetInfo
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+VOCAB = "draft_vocab.safetensors"
+# Some exports carry the target's embedding/head; the target GGUF's own are used instead.
+SHARED_KEYS = frozenset({"embed_tokens.weight", "lm_head.weight"})
+_DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def read_checkpoint(folder: Path) -> tuple[DrafterConfig, dict[str, torch.Tensor], DraftVocab | None]:
+    folder = Path(folder)
+    for name in (CONFIG, WEIGHTS):
+        if not (folder / name).is_file():
+            raise DrafterMismatch(f"The drafter folder {folder.name} has no {name}.")
+    try:
+        raw = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except ValueError:
+        raise DrafterMismatch(f"The drafter's {CONFIG} is not valid JSON.") from None
+    config = DrafterConfig.from_hf(raw)
+    weights = {k: v for k, v in load_file(str(folder / WEIGHTS)).items() if k not in SHARED_KEYS}
+    vocab = DraftVocab(load_numpy(str(folder / VOCAB))["ids"]) if (folder / VOCAB).is_file() else None
+    return config, weights, vocab
+
+
+def write_checkpoint(folder: Path, config: DrafterConfig, weights: dict[str, torch.Tensor],
+                     vocab: DraftVocab | None = None) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = config.to_hf()
+    raw.pop("dtype", None)
+    raw["torch_dtype"] = _DTYPE_NAMES[next(iter(weights.values())).dtype]
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+    with atomic_write(folder / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    if vocab is not None:
+        with atomic_write(folder / VOCAB) as tmp:
+            save_numpy({"ids": vocab.ids}, str(tmp))
+    else:
+        (folder / VOCAB).unlink(missing_ok=True)
+    with atomic_write(folder / CONFIG) as tmp:
+        tmp.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def check_compatible(config: DrafterConfig, target: TargetInfo) -> None:
+    """Refuse, with one sentence, a drafter that cannot read this target's features and tokens."""
+    if config.hidden_size != target.n_embd:
+        raise DrafterMismatch(
+            f"The drafter's hidden size {config.hidden_size} does not match the target's {target.n_embd}.")
+    if config.vocab_size != target.n_vocab:
+        raise DrafterMismatch(
+            f"The drafter's vocabulary of {config.vocab_size} tokens does not match the target's {target.n_vocab}.")
+    if config.num_target_layers is not None and config.num_target_layers != target.n_layer:
+        raise DrafterMismatch(
+            f"The drafter was trained for a target with {config.num_target_layers} layers, "
+            f"this target has {target.n_layer}.")
+    bad = [i for i in config.target_layer_ids if not 0 <= i < target.n_layer]
+    if bad:
+        raise DrafterMismatch(
+            f"The drafter reads target layers {bad}, beyond the target's {target.n_layer} layers (0-based).")
+    if not 0 <= config.mask_token_id < target.n_vocab:
+        raise DrafterMismatch(
+            f"The drafter's mask token id {config.mask_token_id} is outside the target's vocabulary "
+            f"of {target.n_vocab}.")
+
+
+def check_weights(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
+    """Names and shapes must match exactly; strict loading alone would give a torch traceback."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise DrafterMismatch(f"The drafter's {WEIGHTS} lacks {len(missing)} weights, e.g. {missing[0]}.")
+    unknown = sorted(set(found) - set(expected))
+    if unknown:
+        raise DrafterMismatch(
+            f"The drafter's {WEIGHTS} has weights a DFlash drafter does not have, e.g. {unknown[0]}.")
+    for name, tensor in expected.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            raise DrafterMismatch(
+                f"The drafter's weight {name} has shape {tuple(found[name].shape)}, "
+                f"its config implies {tuple(tensor.shape)}.")

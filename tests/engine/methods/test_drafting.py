@@ -1,0 +1,100 @@
+"""Drafter methods on the tiny target with untrained drafters: lossless whatever the drafts are."""
+import numpy as np
+import pytest
+
+from engine.drafters import Drafter, DrafterConfig, SharedHead
+from engine.events import DRAFTER1, VP, Finished
+from engine.generate import generate
+from engine.methods import make_method
+from engine.methods.drafting import rejection_boundaries, top_boundaries
+from engine.target import Target, TargetSettings
+from engine.verify import SamplerSettings
+from tests.engine.greedy_check import first_divergence, greedy_reference
+
+
+def test_rejection_boundaries_on_the_worked_example():
+    conf = [0.95, 0.84, 0.62, 0.70, 0.42]  # DESIGN §2.2, gamma = 6
+    np.testing.assert_allclose(rejection_boundaries(conf)[:5], [0.050, 0.152, 0.303, 0.148, 0.201], atol=1e-3)
+    assert top_boundaries(conf, 4) == [2, 4, 1, 3]
+
+
+@pytest.fixture(scope="module")
+def target(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=1024, n_threads=2)) as t:
+        yield t
+
+
+def tiny_drafter(head, seed):
+    config = DrafterConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=16, vocab_size=head.info.n_vocab, block_size=8,
+                           mask_token_id=head.info.n_vocab - 1, target_layer_ids=(0, 1), num_target_layers=3)
+    return Drafter.random(config, head, seed=seed, std=0.2)
+
+
+@pytest.fixture(scope="module")
+def drafters(tiny_gguf):
+    head = SharedHead.from_gguf(tiny_gguf)
+    return tiny_drafter(head, 1), tiny_drafter(head, 2)
+
+
+def test_vp_rows_keep_drafter1_prefix_and_merge_into_one_trie(target, drafters):
+    d1, vp = drafters
+    method = make_method("d2sd", target, drafter=d1, vp_drafter=vp, gamma=8, k=3)
+    prompt = target.tokenize("def hello world")
+    anchor, reused = target.prepare(prompt, max_reuse=method.context_len())
+    method.start(prompt, reused, target.features)
+    trie = method.propose(target.tokens, anchor)
+    chain = [0]
+    while any(trie.sources[c] == DRAFTER1 for c in range(len(trie)) if trie.parents[c] == chain[-1]):
+        chain.append(next(c for c in range(len(trie)) if trie.parents[c] == chain[-1] and trie.sources[c] == DRAFTER1))
+    assert len(chain) == 8  # drafter 1's block: anchor + 7 drafts
+    for node in range(len(trie)):
+        if trie.sources[node] == VP:
+            path = trie.path_to(node)
+            first_vp = next(i for i, n in enumerate(path) if trie.sources[n] == VP)
+            assert path[:first_vp] == chain[:first_vp], "a VP row must extend drafter 1's prefix untouched"
+    assert len(trie) <= 1 + 7 + 3 * 7
+
+
+@pytest.mark.parametrize("name, params", [
+    ("dflash", {}), ("naive", {"k": 3}), ("ddtree", {"budget": 20}), ("d2sd", {"k": 3}), ("d2sd-reuse", {"k": 2}),
+])
+def test_every_drafter_method_reproduces_ar_greedy_output(target, drafters, name, params):
+    d1, vp = drafters
+    method = make_method(name.split("-")[0], target, drafter=d1,
+                         vp_drafter=None if name.endswith("reuse") else vp, gamma=8, **params)
+    for text in ["def data list", "hello world hello world"]:
+        prompt = target.tokenize(text)
+        target.reset()
+        ref, margins = greedy_reference(target, prompt, 40)
+        events = list(generate(target, prompt, method, max_tokens=40))
+        assert isinstance(events[-1], Finished)
+        ids = events[-1].token_ids
+        assert first_divergence(ref[: len(ids)], margins, ids) is None
+
+
+def test_drafter_context_follows_the_target_across_turns(target, drafters):
+    d1, _ = drafters
+    method = make_method("dflash", target, drafter=d1, gamma=6)
+    first = target.tokenize("hello world")
+    fin = list(generate(target, first, method, max_tokens=10))[-1]
+    assert d1.context_len == len(target.tokens)
+    second = first + fin.token_ids + target.tokenize(" return data", special=False)
+    fin2 = list(generate(target, second, method, max_tokens=10))[-1]
+    assert fin2.stats.reused_tokens > len(first)
+    assert d1.context_len == len(target.tokens)
+
+
+def test_sampling_acceptance_is_consistent(target, drafters):
+    d1, vp = drafters
+    method = make_method("d2sd", target, drafter=d1, vp_drafter=vp, gamma=8, k=3)
+    fin = list(generate(target, target.tokenize("print the list"), method,
+                        SamplerSettings(temperature=1.0, seed=3), max_tokens=60))[-1]
+    s = fin.stats
+    assert s.accepted <= s.proposed and s.new_tokens <= s.accepted + s.target_passes
+    assert sum(s.accept_hits) == s.accepted and all(h <= t for h, t in zip(s.accept_hits, s.accept_tries))
+
+
+def test_drafter_method_without_drafter_is_a_clear_error(target):
+    with pytest.raises(ValueError, match="needs a drafter"):
+        make_method("d2sd", target)
