@@ -4,14 +4,20 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 from engine.verify import SamplerSettings
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
-    p.add_argument("--method", default="ar", help="decoding method: ar, lookup (default ar)")
+    p.add_argument("--method", default="ar",
+                   help="decoding method: ar, lookup, dflash, naive, ddtree, d2sd (default ar)")
     p.add_argument("--gamma", type=int, default=None, help="draft length for lookup / drafters")
+    p.add_argument("--k", type=int, default=4, help="d2sd / naive: rows re-anchored or resampled")
+    p.add_argument("--budget", type=int, default=None, help="most tokens in one verified tree")
+    p.add_argument("--drafter", help="drafter 1 folder (default: the one shipped for the target)")
+    p.add_argument("--vp-drafter", help="VP drafter folder (default: shipped, else drafter 1 reused)")
     p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=-1, help="layers to offload (-1: all, when supported)")
@@ -40,6 +46,25 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("action", choices=["list", "verify", "install-default"], nargs="?", default="list")
     m.add_argument("path", nargs="?", help="for verify: a GGUF file")
     m.add_argument("--quiet", action="store_true")
+    b = sub.add_parser("bench", help="benchmark decoding methods side by side")
+    b.add_argument("--methods", default="ar,lookup",
+                   help="comma-separated methods, options as name:key=value (e.g. ardraft:gamma=5:p_min=0.6)")
+    b.add_argument("--prompts", default="humaneval", help="humaneval, or a .jsonl file of prompts")
+    b.add_argument("--n", type=int, default=20, help="first N prompts of the set (0: all)")
+    b.add_argument("--max-tokens", type=int, default=128)
+    b.add_argument("--sampling", choices=["greedy", "sample", "both"], default="both")
+    b.add_argument("--temperature", type=float, default=0.8, help="for the sampled mode")
+    b.add_argument("--seed", type=int, default=0, help="sampled mode: prompt i uses seed + i for every method")
+    b.add_argument("--model", help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
+    b.add_argument("--ctx", type=int, default=4096)
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--gpu-layers", type=int, default=-1)
+    b.add_argument("--repeats", type=int, default=3, help="verify cost calibration: rounds per size")
+    b.add_argument("--no-calibrate", action="store_true", help="skip the verify cost curve")
+    b.add_argument("--out", help="output folder (default bench-results/<time>)")
+    b.add_argument("--project", metavar="COSTS.json",
+                   help="cost curve t(n) of another device: print the speedup each method would reach there")
+    b.add_argument("--results", metavar="RESULTS.json", help="with --project: re-project a saved run, run nothing")
     return ap
 
 
@@ -56,10 +81,21 @@ def _load(a):
 
 
 def _method(a, target):
-    from engine.methods import make_method
+    from engine.methods import DRAFTER_METHODS, make_method
 
-    params = {"gamma": a.gamma} if a.gamma else {}
-    return make_method(a.method, target, **params)
+    drafters = {}
+    if a.method in DRAFTER_METHODS:
+        from engine.drafters.pair import load_pair, shipped_pair
+        from engine.store.embedded import DEFAULT_TARGET
+
+        block, vp = (Path(a.drafter) if a.drafter else None), (Path(a.vp_drafter) if a.vp_drafter else None)
+        if block is None and target.info.path == DEFAULT_TARGET.path():
+            block, shipped_vp = shipped_pair("qwen2.5-coder-1.5b-instruct")
+            vp = vp or shipped_vp
+        if block is None:
+            raise ValueError(f"method {a.method!r} needs a drafter for {target.info.name}: pass --drafter DIR")
+        drafters["drafter"], drafters["vp_drafter"] = load_pair(target.info.path, block, vp)
+    return make_method(a.method, target, gamma=a.gamma, k=a.k, budget=a.budget, **drafters)
 
 
 def _stats_line(s) -> str:
@@ -152,10 +188,17 @@ def _cmd_models(a) -> int:
     return 0
 
 
+def _cmd_bench(a) -> int:
+    from engine.bench.command import run
+
+    return run(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
-        return {"generate": _cmd_generate, "chat": _cmd_chat, "models": _cmd_models}[a.cmd](a)
+        return {"generate": _cmd_generate, "chat": _cmd_chat, "models": _cmd_models,
+                "bench": _cmd_bench}[a.cmd](a)
     except KeyboardInterrupt:
         return 130
     except (OSError, ValueError, RuntimeError) as e:

@@ -1,0 +1,23 @@
+"""Find and load the drafter pair for a target: shipped under assets/drafters/<target-id>/{block,vp}/,
+or folders the user names. A missing VP drafter means drafter 1 is reused in its place."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.drafters.drafter import Drafter
+from engine.drafters.shared_head import SharedHead
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "drafters"
+
+
+def shipped_pair(target_id: str) -> tuple[Path | None, Path | None]:
+    folder = ASSETS / target_id
+    block, vp = folder / "block", folder / "vp"
+    return (block if (block / "config.json").is_file() else None,
+            vp if (vp / "config.json").is_file() else None)
+
+
+def load_pair(target_path: Path, block: Path, vp: Path | None = None) -> tuple[Drafter, Drafter | None]:
+    head = SharedHead.from_gguf(Path(target_path))
+    d1 = Drafter.load(Path(block), head)
+    return d1, (Drafter.load(Path(vp), head) if vp else None)

@@ -1,0 +1,60 @@
+"""`d2sd` as a user runs it: one clear line and a non-zero exit on bad input, text on good input."""
+import subprocess
+import sys
+
+
+def d2sd(*args, stdin=""):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+                          input=stdin, timeout=120)
+
+
+def test_missing_model_is_one_line_without_traceback(tmp_path):
+    r = d2sd("generate", "hi", "--model", str(tmp_path / "nope.gguf"))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"d2sd: error: model file not found: {tmp_path / 'nope.gguf'}"
+
+
+def test_text_file_renamed_gguf_and_bad_sampler(tmp_path, tiny_gguf):
+    fake = tmp_path / "notes.gguf"
+    fake.write_text("hello\n")
+    r = d2sd("generate", "hi", "--model", str(fake))
+    assert r.returncode == 1 and "not a GGUF model file" in r.stderr and "Traceback" not in r.stderr
+    r = d2sd("generate", "hi", "--model", str(tiny_gguf), "--top-p", "1.5")
+    assert r.returncode == 1 and r.stderr.strip() == "d2sd: error: top_p must be in (0, 1], got 1.5"
+
+
+def test_generate_streams_text_and_stats(tiny_gguf):
+    r = d2sd("generate", "def hello", "--model", str(tiny_gguf), "--max-tokens", "12", "--method", "lookup",
+             "--stats", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+    assert "[lookup] " in r.stderr and "tau" in r.stderr
+
+
+def test_chat_repl_answers_and_quits_on_eof(tiny_gguf):
+    r = d2sd("chat", "--model", str(tiny_gguf), "--max-tokens", "8", "--threads", "1", stdin="hello\nworld\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("[ar] ") == 2
+
+
+def test_models_verify(tiny_gguf):
+    r = d2sd("models", "verify", str(tiny_gguf))
+    assert r.returncode == 0 and r.stdout.startswith("ok: tiny-random-llama (llama, 3 layers")
+
+
+def test_d2sd_with_saved_drafters_and_a_missing_drafter(tmp_path, tiny_gguf):
+    from engine.drafters import Drafter, DrafterConfig, SharedHead
+
+    head = SharedHead.from_gguf(tiny_gguf)
+    config = DrafterConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=16, vocab_size=head.info.n_vocab, block_size=8,
+                           mask_token_id=head.info.n_vocab - 1, target_layer_ids=(0, 1), num_target_layers=3)
+    Drafter.random(config, head, seed=1).save(tmp_path / "block")
+    Drafter.random(config, head, seed=2).save(tmp_path / "vp")
+    r = d2sd("generate", "def hello", "--model", str(tiny_gguf), "--method", "d2sd", "--drafter",
+             str(tmp_path / "block"), "--vp-drafter", str(tmp_path / "vp"), "--gamma", "8", "--k", "2",
+             "--max-tokens", "10", "--stats", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "[d2sd] 10 tokens" in r.stderr
+    r = d2sd("generate", "hi", "--model", str(tiny_gguf), "--method", "dflash")
+    assert r.returncode == 1 and "needs a drafter" in r.stderr and "Traceback" not in r.stderr
