@@ -58,7 +58,7 @@ class RunStats:
     draft_s: float
     verify_s: float
     other_s: float
-    stop_reason: str            # "eos" | "stop" | "length" | "cancel"
+    stop_reason: str            # "eos" | "stop" | "length" | "cancel" | "context" (the context is full)
     # accept_tries[k] / accept_hits[k]: how often a draft token at depth k+1 was offered on the
     # accepted path's frontier and how often the target took it.
     accept_tries: list[int] = field(default_factory=list)

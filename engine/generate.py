@@ -39,6 +39,11 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
         t_step = clock()
         trie = method.propose(target.tokens, anchor)
         t_draft = clock()
+        room = target.n_ctx - len(target.tokens)
+        if room < 1:
+            reason = "context"  # not one more token fits: end the answer, keep what was said
+            break
+        trie = trie.within_depth(room)
         logits, flat = target.decode_tree(trie)
         t_verify = clock()
         walk = accept(trie, logits, sample)

@@ -65,6 +65,21 @@ class Trie:
             node = nxt
         return nodes
 
+    def within_depth(self, limit: int) -> "Trie":
+        """This trie, or a copy without the nodes at depth >= limit (the root has depth 0)."""
+        depths = [0] * len(self.tokens)
+        for node in range(1, len(self.tokens)):
+            depths[node] = depths[self.parents[node]] + 1
+        if max(depths) < limit:
+            return self
+        out = Trie.rooted(self.tokens[0], self.max_nodes)
+        new_id = {0: 0}
+        for node in range(1, len(self.tokens)):
+            if depths[node] < limit:
+                new_id[node] = out.add_node(new_id[self.parents[node]], self.tokens[node], self.sources[node],
+                                            self.confidences[node])
+        return out
+
     def depth(self, node: int) -> int:
         d = 0
         while self.parents[node] >= 0:

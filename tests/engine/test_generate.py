@@ -87,3 +87,14 @@ def test_sampling_is_reproducible_with_a_seed(target):
     b = run(target, prompt, "ar", sampler=s, max_tokens=30)[-1].token_ids
     assert a == run(target, prompt, "lookup", sampler=s, max_tokens=30)[-1].token_ids
     assert len(a) > 0 and len(b) > 0
+
+
+def test_a_full_context_ends_the_answer_and_keeps_it(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=64, n_threads=1, n_seq_max=4)) as small:
+        prompt = small.tokenize("hello world " * 4)
+        n = small.n_ctx
+        events = list(generate(small, prompt, make_method("lookup", gamma=8), max_tokens=10 * n))
+        fin = events[-1]
+        assert fin.stats.stop_reason == "context"
+        assert len(prompt) - 1 + fin.stats.new_tokens == n  # every cell used; the last token is emitted only
+        assert fin.text == "".join(e.text for e in events if isinstance(e, TextDelta))

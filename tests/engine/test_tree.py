@@ -40,3 +40,12 @@ def test_chain_has_one_branch():
     trie.add_row([6, 7], "lookup")
     flat = flatten(trie)
     assert flat.seq_ids == [[0], [0], [0]] and trie.leaves() == [2]
+
+
+def test_within_depth_drops_deep_nodes_only():
+    trie = Trie.rooted(0)
+    trie.add_row([1, 2, 3], "d1")
+    trie.add_row([4], "vp")
+    assert trie.within_depth(4) is trie
+    cut = trie.within_depth(2)
+    assert cut.tokens == [0, 1, 4] and cut.sources == ["target", "d1", "vp"] and cut.parents == [-1, 0, 0]
