@@ -1,5 +1,9 @@
 """`lookup`: prompt-lookup decoding. The latest n-gram of the text is searched earlier in the context;
-the tokens that followed its most recent earlier occurrence are proposed as a chain."""
+the tokens that followed its most recent earlier occurrence are proposed as a chain.
+
+An index from each n-gram to where its latest continuation starts grows with the text, so a step
+costs the same at token 10 and at token 10,000.
+"""
 from __future__ import annotations
 
 from engine.events import LOOKUP
@@ -13,12 +17,14 @@ class PromptLookup:
         if gamma < 1 or not 1 <= min_ngram <= max_ngram:
             raise ValueError("lookup needs gamma >= 1 and 1 <= min_ngram <= max_ngram")
         self.gamma, self.max_ngram, self.min_ngram = gamma, max_ngram, min_ngram
+        self._seq: list[int] = []
+        self._next: dict[tuple[int, ...], int] = {}
 
     def context_len(self) -> None:
         return None
 
     def start(self, prompt, reused, features) -> None:
-        pass
+        self._seq, self._next = [], {}
 
     def observe(self, accepted, features) -> None:
         pass
@@ -29,9 +35,18 @@ class PromptLookup:
         return trie
 
     def continuation(self, seq: list[int]) -> list[int]:
+        if seq[: len(self._seq)] != self._seq:  # not a continuation of the indexed text: start over
+            self._seq, self._next = [], {}
+        self._extend(seq)
         for n in range(min(self.max_ngram, len(seq) - 1), self.min_ngram - 1, -1):
-            tail = seq[-n:]
-            for start in range(len(seq) - n - 1, -1, -1):
-                if seq[start:start + n] == tail:
-                    return seq[start + n:start + n + self.gamma]
+            start = self._next.get(tuple(seq[-n:]))
+            if start is not None:
+                return seq[start:start + self.gamma]
         return []
+
+    def _extend(self, seq: list[int]) -> None:
+        """Index the n-grams that end before the last token (so the text's own tail never matches itself)."""
+        for p in range(max(len(self._seq), 1), len(seq)):
+            for n in range(self.min_ngram, min(self.max_ngram, p) + 1):
+                self._next[tuple(seq[p - n:p])] = p
+        self._seq = list(seq)

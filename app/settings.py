@@ -1,0 +1,68 @@
+"""App settings (model, method and its knobs, llama.cpp resources), stored as JSON in the config dir."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from engine.paths import config_dir
+
+
+# Which settings knobs each engine method uses (the dialog greys out the rest); a method not listed
+# runs with its own defaults.
+METHOD_KNOBS: dict[str, tuple[str, ...]] = {
+    "ar": (),
+    "lookup": ("gamma",),
+    "dflash": ("gamma", "node_budget"),
+    "naive": ("gamma", "k", "node_budget"),
+    "ddtree": ("gamma", "node_budget"),
+    "d2sd": ("gamma", "k", "node_budget"),
+}
+# settings field -> engine.methods.make_method keyword
+_METHOD_KWARGS = {"gamma": "gamma", "k": "k", "node_budget": "budget"}
+
+
+@dataclass
+class AppSettings:
+    model_path: str = ""            # "" means the embedded default target
+    method: str = "ar"
+    gamma: int = 16                 # block length (paper default)
+    k: int = 4                      # re-anchor rows (paper default)
+    node_budget: int = 64           # ddtree-style trie size cap
+    n_gpu_layers: int = -1          # -1: every layer when llama.cpp was built with GPU offload
+    n_threads: int = max(1, min(8, os.cpu_count() or 1))
+    n_ctx: int = 4096
+    max_tokens: int = 1024
+    show_provenance: bool = False   # colour answer text by which proposer produced each token
+
+    def method_params(self) -> dict:
+        """Keyword arguments for make_method: the knobs the chosen method uses."""
+        return {_METHOD_KWARGS[name]: getattr(self, name) for name in METHOD_KNOBS.get(self.method, ())}
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+def load_settings(path: Path | None = None) -> AppSettings:
+    """Unknown keys (from a newer version) are dropped; a corrupt file falls back to defaults."""
+    path = path or settings_path()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return AppSettings()
+    if not isinstance(data, dict):
+        return AppSettings()
+    defaults = AppSettings()
+    kept = {f.name: data[f.name] for f in fields(AppSettings)
+            if f.name in data and type(data[f.name]) is type(getattr(defaults, f.name))}
+    return AppSettings(**kept)
+
+
+def save_settings(settings: AppSettings, path: Path | None = None) -> None:
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    os.replace(tmp, path)

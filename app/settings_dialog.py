@@ -1,0 +1,83 @@
+"""Edits AppSettings: model file, decoding method and its knobs, llama.cpp resources."""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+
+from app.settings import METHOD_KNOBS, AppSettings
+from engine.methods import METHODS
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self._initial = settings
+
+        self.model_path = QLineEdit(settings.model_path)
+        self.model_path.setPlaceholderText("embedded default (Qwen2.5-Coder-1.5B-Instruct Q4_K_M)")
+        browse = QPushButton("Browse…", clicked=self._browse)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_path, 1)
+        model_row.addWidget(browse)
+
+        self.method = QComboBox()
+        self.method.addItems(METHODS)
+        self.method.setCurrentText(settings.method if settings.method in METHODS else METHODS[0])
+        self.gamma = _spin(1, 64, settings.gamma)
+        self.k = _spin(1, 16, settings.k)
+        self.node_budget = _spin(1, 512, settings.node_budget)
+        self.n_gpu_layers = _spin(-1, 999, settings.n_gpu_layers)
+        self.n_gpu_layers.setSpecialValueText("all")
+        self.n_threads = _spin(1, os.cpu_count() or 64, settings.n_threads)
+        self.n_ctx = _spin(256, 262144, settings.n_ctx, step=256)
+        self.max_tokens = _spin(1, 262144, settings.max_tokens, step=64)
+        self.show_provenance = QCheckBox("Colour answers by the proposer of each token")
+        self.show_provenance.setChecked(settings.show_provenance)
+
+        form = QFormLayout(self)
+        form.addRow("Model file", model_row)
+        form.addRow("Method", self.method)
+        form.addRow("γ block length", self.gamma)
+        form.addRow("K re-anchor rows", self.k)
+        form.addRow("Node budget", self.node_budget)
+        form.addRow("GPU layers", self.n_gpu_layers)
+        form.addRow("CPU threads", self.n_threads)
+        form.addRow("Context size", self.n_ctx)
+        form.addRow("Max answer tokens", self.max_tokens)
+        form.addRow(self.show_provenance)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.method.currentTextChanged.connect(self._enable_knobs)
+        self._enable_knobs(self.method.currentText())
+
+    def _enable_knobs(self, method: str) -> None:
+        knobs = METHOD_KNOBS.get(method, ())
+        for name in ("gamma", "k", "node_budget"):
+            getattr(self, name).setEnabled(name in knobs)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", self.model_path.text(),
+                                              "GGUF models (*.gguf)")
+        if path:
+            self.model_path.setText(path)
+
+    def result_settings(self) -> AppSettings:
+        return replace(self._initial, model_path=self.model_path.text().strip(),
+                       method=self.method.currentText(), gamma=self.gamma.value(), k=self.k.value(),
+                       node_budget=self.node_budget.value(), n_gpu_layers=self.n_gpu_layers.value(),
+                       n_threads=self.n_threads.value(), n_ctx=self.n_ctx.value(),
+                       max_tokens=self.max_tokens.value(), show_provenance=self.show_provenance.isChecked())
+
+
+def _spin(lo: int, hi: int, value: int, step: int = 1) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setValue(value)
+    return box

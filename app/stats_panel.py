@@ -1,0 +1,163 @@
+"""Live statistics of the current answer: numbers, per-step charts, acceptance by draft position."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from app.live_stats import LiveStats, SingleStepCost, speedup_estimate
+from engine.events import RunStats, StepStats
+
+REFRESH_MS = 200  # redraw cadence: charts at the token rate would eat the CPU the engine needs
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#24292f")
+
+LABELS = {
+    "tokens_per_s": "Tokens/s (now / avg)",
+    "tau": "τ tokens per pass (last / mean)",
+    "passes": "Target passes",
+    "tokens": "Tokens",
+    "passes_saved": "Target passes saved",
+    "acceptance": "Draft acceptance",
+    "time_split": "Time draft / verify / other",
+    "ttft": "Time to first token",
+    "speedup": "Speedup vs ar",
+}
+
+
+class StatsPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.live = LiveStats()
+        self.single_step = SingleStepCost()   # per loaded model; reset by model_changed()
+        self.final: RunStats | None = None
+        self.labels: dict[str, QLabel] = {}
+
+        form = QFormLayout()
+        for key, title in LABELS.items():
+            label = QLabel("–")
+            label.setObjectName(key)
+            label.setWordWrap(True)
+            self.labels[key] = label
+            form.addRow(title, label)
+
+        self.rate_plot = _plot("Tokens/s per step", "step")
+        self.rate_now = self.rate_plot.plot(pen=pg.mkPen("#8c959f", width=1))
+        self.rate_avg = self.rate_plot.plot(pen=pg.mkPen("#1f6feb", width=2))
+        self.tau_plot = _plot("τ per step (bars) and running mean", "step")
+        self.tau_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#afb8c1", pen=None)
+        self.tau_plot.addItem(self.tau_bars)
+        self.tau_mean = self.tau_plot.plot(pen=pg.mkPen("#8250df", width=2))
+        self.accept_plot = _plot("Acceptance by draft position", "position")
+        self.accept_plot.setYRange(0, 1)
+        self.accept_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#1a7f37", pen=None)
+        self.accept_plot.addItem(self.accept_bars)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for plot in (self.rate_plot, self.tau_plot, self.accept_plot):
+            layout.addWidget(plot, 1)
+
+        self._timer = QTimer(self, singleShot=True, interval=REFRESH_MS, timeout=self.refresh)
+
+    def model_changed(self) -> None:
+        self.single_step = SingleStepCost()
+
+    def begin(self) -> None:
+        self.live = LiveStats()
+        self.final = None
+        self.refresh()
+
+    def add_step(self, step: StepStats) -> None:
+        self.live.add(step)
+        self.single_step.add(step)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def finish(self, stats: RunStats) -> None:
+        """The engine's run totals replace the live sums (they include prefill and the last flush)."""
+        self.final = stats
+        self._timer.stop()
+        self.refresh()
+
+    def show_saved(self, stats: dict | None) -> None:
+        """A finished message's saved totals, shown on opening a conversation (no per-step charts)."""
+        self.live = LiveStats()
+        self.final = None
+        self.refresh()
+        if stats:
+            _fill_from_saved(self.labels, stats)
+
+    def refresh(self) -> None:
+        live, final = self.live, self.final
+        rates = live.tokens_per_s_per_step
+        now = rates[-1] if rates else 0.0
+        avg = final.tokens_per_s if final else live.tokens_per_s
+        tau_last = live.tau_per_step[-1] if live.tau_per_step else 0
+        tau_mean = final.tau if final else live.tau_mean
+        passes = final.target_passes if final else live.steps
+        tokens = final.new_tokens if final else live.emitted
+        draft, verify, other = ((final.draft_s, final.verify_s, final.other_s) if final
+                                else (live.draft_s, live.verify_s, live.other_s))
+        tries, hits = (final.accept_tries, final.accept_hits) if final else (live.accept_tries, live.accept_hits)
+        accepted, proposed = (final.accepted, final.proposed) if final else (live.accepted, live.proposed)
+        self.labels["tokens_per_s"].setText(f"{now:.1f} / {avg:.1f}")
+        self.labels["tau"].setText(f"{tau_last} / {tau_mean:.2f}")
+        self.labels["passes"].setText(str(passes))
+        self.labels["tokens"].setText(str(tokens))
+        self.labels["passes_saved"].setText(str(max(0, tokens - passes)))
+        self.labels["acceptance"].setText(_acceptance_text(accepted, proposed))
+        self.labels["time_split"].setText(_split_text(draft, verify, other))
+        self.labels["ttft"].setText(f"{final.ttft_s * 1000:.0f} ms" if final else "–")
+        self.labels["speedup"].setText(self._speedup_text())
+
+        steps = list(range(1, live.steps + 1))
+        self.rate_now.setData(steps, rates)
+        self.rate_avg.setData(steps, live.running_tokens_per_s)
+        self.tau_bars.setOpts(x=steps, height=live.tau_per_step)
+        self.tau_mean.setData(steps, live.running_tau)
+        by_depth = [h / t if t else 0.0 for h, t in zip(hits, tries)]
+        positions = list(range(1, len(by_depth) + 1))
+        self.accept_bars.setOpts(x=positions, height=by_depth)
+        self.accept_plot.getAxis("bottom").setTicks([[(p, str(p)) for p in positions]])
+
+    def _speedup_text(self) -> str:
+        if not self.live.steps:
+            return "–"
+        estimate = speedup_estimate(self.live, self.single_step)
+        if estimate is None:
+            return f"≤ {self.live.tau_mean:.2f}× (estimate; run ar once to calibrate)"
+        return f"{estimate:.2f}× (estimate)"
+
+
+def _plot(title: str, x_label: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(title=title)
+    plot.setLabel("bottom", x_label)
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(False, False)
+    plot.setMinimumHeight(110)
+    return plot
+
+
+def _acceptance_text(hits: int, tries: int) -> str:
+    return f"{hits / tries:.0%} ({hits}/{tries})" if tries else "–"
+
+
+def _split_text(draft: float, verify: float, other: float) -> str:
+    total = draft + verify + other
+    if total <= 0:
+        return "–"
+    return f"{draft / total:.0%} / {verify / total:.0%} / {other / total:.0%}"
+
+
+def _fill_from_saved(labels: dict[str, QLabel], s: dict) -> None:
+    tokens, passes = s.get("new_tokens", 0), s.get("target_passes", 0)
+    labels["tokens_per_s"].setText(f"– / {s.get('tokens_per_s', 0.0):.1f}")
+    labels["tau"].setText(f"– / {s.get('tau', 0.0):.2f}")
+    labels["passes"].setText(str(passes))
+    labels["tokens"].setText(str(tokens))
+    labels["passes_saved"].setText(str(max(0, tokens - passes)))
+    labels["acceptance"].setText(_acceptance_text(s.get("accepted", 0), s.get("proposed", 0)))
+    labels["time_split"].setText(_split_text(s.get("draft_s", 0.0), s.get("verify_s", 0.0), s.get("other_s", 0.0)))
+    labels["ttft"].setText(f"{s.get('ttft_s', 0.0) * 1000:.0f} ms")
+

@@ -1,0 +1,88 @@
+"""Settings file, markdown rendering, live statistics and the entry point's no-display exit."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.live_stats import LiveStats
+from app.markdown import render_markdown, render_provenance
+from app.settings import AppSettings, load_settings, save_settings
+from engine.events import StepStats, TreeView
+
+
+def test_settings_roundtrip_and_bad_files(tmp_path):
+    path = tmp_path / "settings.json"
+    assert load_settings(path) == AppSettings()
+    s = AppSettings(model_path="/m.gguf", method="lookup", gamma=8, n_ctx=8192, show_provenance=True)
+    save_settings(s, path)
+    assert load_settings(path) == s
+    path.write_text(json.dumps({"gamma": "big", "n_ctx": True, "future_knob": 1, "k": 2}))
+    assert load_settings(path) == AppSettings(k=2)
+    path.write_text("{not json")
+    assert load_settings(path) == AppSettings()
+
+
+def test_method_params_only_what_the_method_takes():
+    assert AppSettings(method="ar").method_params() == {}
+    assert AppSettings(method="lookup", gamma=5).method_params() == {"gamma": 5}
+    assert AppSettings(method="d2sd", gamma=16, k=4, node_budget=80).method_params() == {
+        "gamma": 16, "k": 4, "budget": 80}
+
+
+def test_markdown_highlights_code_and_tolerates_unclosed_fences():
+    html = render_markdown("Use **this**:\n\n```python\ndef f():\n    return 1\n```\n")
+    assert "<strong>this</strong>" in html and "bgcolor=" in html
+    assert 'style="color' in html  # Pygments inline colours
+    assert "def" in render_markdown("```python\ndef half_written(")
+    assert "&lt;script&gt;" in render_markdown("<script>alert(1)</script>")
+
+
+def test_provenance_rendering_escapes_and_colours():
+    html = render_provenance("a<b c", [[2, "lookup"], [3, "target"]])
+    assert '<span style="color:#bc4c00">a&lt;</span>b c' in html
+
+
+def _step(parents, accepted, emitted):
+    n = len(parents)
+    tree = TreeView(list(range(n)), parents, ["target"] + ["drafter1"] * (n - 1), [1.0] * n, accepted)
+    return StepStats(1, n, n - 1, len(accepted) - 1, emitted, 0.01, 0.02, 0.01, tree)
+
+
+def test_live_stats_acceptance_by_depth():
+    live = LiveStats()
+    # chain root-1-2-3, the target took 1 and 2 then rejected 3
+    live.add(_step([-1, 0, 1, 2], [0, 1, 2], 3))
+    # two branches under the root, the target took neither
+    live.add(_step([-1, 0, 0], [0], 1))
+    assert live.accept_tries == [2, 1, 1]
+    assert live.accept_hits == [1, 1, 0]
+    assert live.tau_mean == 2.0 and live.passes_saved == 2
+    assert live.running_tau == [3.0, 2.0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is Linux-only")
+def test_no_display_exits_2_with_one_line():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "app.main"], env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "QT_QPA_PLATFORM=offscreen" in lines[0] and "d2sd chat" in lines[0]
+
+
+def test_model_resolution(qtbot):
+    from app.main import parse_args, resolve_model
+
+    assert parse_args(["--model", "/m.gguf"]).model == "/m.gguf"
+    assert resolve_model(AppSettings(model_path="/m.gguf")) == "/m.gguf"
+
+
+@pytest.mark.qwen
+def test_default_model_resolves_to_the_embedded_target(qtbot, qwen_path):
+    from app.main import resolve_model
+
+    assert resolve_model(AppSettings()) == str(qwen_path)
