@@ -84,17 +84,11 @@ def _method(a, target):
     from engine.methods import DRAFTER_METHODS, make_method
 
     drafters = {}
-    if a.method in DRAFTER_METHODS:
-        from engine.drafters.pair import load_pair, shipped_pair
-        from engine.store.embedded import DEFAULT_TARGET
+    if a.method in DRAFTER_METHODS and a.drafter:
+        from engine.drafters.pair import load_pair
 
-        block, vp = (Path(a.drafter) if a.drafter else None), (Path(a.vp_drafter) if a.vp_drafter else None)
-        if block is None and target.info.path == DEFAULT_TARGET.path():
-            block, shipped_vp = shipped_pair("qwen2.5-coder-1.5b-instruct")
-            vp = vp or shipped_vp
-        if block is None:
-            raise ValueError(f"method {a.method!r} needs a drafter for {target.info.name}: pass --drafter DIR")
-        drafters["drafter"], drafters["vp_drafter"] = load_pair(target.info.path, block, vp)
+        vp = Path(a.vp_drafter) if a.vp_drafter else None
+        drafters["drafter"], drafters["vp_drafter"] = load_pair(target.info.path, Path(a.drafter), vp)
     return make_method(a.method, target, gamma=a.gamma, k=a.k, budget=a.budget, **drafters)
 
 

@@ -17,6 +17,15 @@ def shipped_pair(target_id: str) -> tuple[Path | None, Path | None]:
             vp if (vp / "config.json").is_file() else None)
 
 
+def pair_for(target_path: Path) -> tuple[Path | None, Path | None]:
+    """The drafters shipped for a target file; only the embedded default target has a pair yet."""
+    from engine.store.embedded import DEFAULT_TARGET
+
+    if Path(target_path).resolve() == DEFAULT_TARGET.path().resolve():
+        return shipped_pair("qwen2.5-coder-1.5b-instruct")
+    return None, None
+
+
 def load_pair(target_path: Path, block: Path, vp: Path | None = None) -> tuple[Drafter, Drafter | None]:
     head = SharedHead.from_gguf(Path(target_path))
     d1 = Drafter.load(Path(block), head)

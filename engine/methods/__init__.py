@@ -12,14 +12,21 @@ DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
                 drafter=None, vp_drafter=None) -> Method:
-    """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects; without a VP drafter
-    d2sd reuses drafter 1 in its place. Drafter methods switch the target to capture their features."""
+    """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects, by default the pair
+    shipped for the target; without a VP drafter d2sd reuses drafter 1 in its place. Drafter methods
+    switch the target to capture their features."""
     if name == "ar":
         return Plain()
     if name == "lookup":
         return PromptLookup(gamma=gamma or 8)
     if name not in DRAFTER_METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    if drafter is None and target is not None:
+        from engine.drafters.pair import load_pair, pair_for
+
+        block, vp = pair_for(target.info.path)
+        if block is not None:
+            drafter, vp_drafter = load_pair(target.info.path, block, vp)
     if drafter is None:
         raise ValueError(f"method {name!r} needs a drafter for this target (none is installed)")
     if vp_drafter is not None and vp_drafter.config.target_layer_ids != drafter.config.target_layer_ids:
