@@ -15,6 +15,7 @@ from app.chat_view import ChatView
 from app.conversation_dialog import ConversationDialog
 from app.conversation_list import ConversationList
 from app.markdown import provenance_legend
+from app.models_window import ModelsWindow
 from app.prompt_edit import PromptEdit
 from app.settings import AppSettings, save_settings
 from app.settings_dialog import SettingsDialog
@@ -22,6 +23,7 @@ from app.stats_panel import StatsPanel
 from app.tree_view import TreeView
 from app.worker import Engine
 from engine.store.history import History
+from engine.store.model_store import ModelStore
 
 NOTICE_MS = 10_000
 RELOAD_FIELDS = ("model_path", "n_gpu_layers", "n_threads", "n_ctx")
@@ -39,6 +41,7 @@ class MainWindow(QMainWindow):
         self.engine = Engine(self)
         self.session = ChatSession(history, self.engine, settings, self)
         self.editing: int | None = None   # id of the user message being edited, if any
+        self.models_window: ModelsWindow | None = None   # created on first use: it starts two threads
 
         self.conversations = ConversationList()
         self.chat = ChatView()
@@ -108,6 +111,7 @@ class MainWindow(QMainWindow):
         file.addAction(_action(self, "New chat", self.session.new_conversation, QKeySequence.New))
         file.addAction(_action(self, "Open model…", self.open_model, QKeySequence.Open))
         file.addAction(_action(self, "Settings…", self.edit_settings, QKeySequence("Ctrl+,")))
+        file.addAction(_action(self, "Models…", self.open_models))
         file.addSeparator()
         file.addAction(_action(self, "Quit", self.close, QKeySequence.Quit))
         chat = self.menuBar().addMenu("&Chat")
@@ -187,6 +191,13 @@ class MainWindow(QMainWindow):
         if path:
             self.apply_settings(replace(self.settings, model_path=path))
 
+    def open_models(self) -> None:
+        if self.models_window is None:
+            self.models_window = ModelsWindow(ModelStore(), self)
+        self.models_window.show()
+        self.models_window.raise_()
+        self.models_window.activateWindow()
+
     def apply_settings(self, new: AppSettings) -> None:
         """Saves, then reloads the model if a setting that shapes it changed (stopping any answer)."""
         reload = any(getattr(new, f) != getattr(self.settings, f) for f in RELOAD_FIELDS)
@@ -254,6 +265,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.session.shutdown()
+        if self.models_window is not None:
+            self.models_window.shutdown()
         super().closeEvent(event)
 
 
