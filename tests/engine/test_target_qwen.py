@@ -128,7 +128,7 @@ class Oracle:
 
 
 def test_oracle_drafter_with_errors_reproduces_greedy_output(qwen):
-    flips, tau = [], []
+    runs = []
     for i, text in enumerate(PROMPTS):
         prompt = chat(qwen, text)
         qwen.reset()
@@ -137,17 +137,14 @@ def test_oracle_drafter_with_errors_reproduces_greedy_output(qwen):
         events = list(generate(qwen, prompt, Oracle(ref, len(prompt), seed=i), max_tokens=128))
         fin = events[-1]
         assert isinstance(fin, Finished)
-        out = fin.token_ids
         eos = [k for k, t in enumerate(ref) if qwen.is_eog(t)]
         n = eos[0] if eos else 128
-        where = first_divergence(ref[:n], margins, out[:n])
-        if where is not None:
-            flips.append((i, where, round(margins[where], 3)))
-        tau.append(fin.stats.tau)
-    print(f"\noracle runs: tau per prompt {[round(t, 2) for t in tau]}; near-tie flips (prompt, position, "
-          f"margin): {flips}")
-    assert len(flips) <= 2, "more than two prompts diverged at near-ties: batch noise larger than measured?"
-    assert min(tau) > 2.0
+        where = first_divergence(ref[:n], margins, fin.token_ids[:n])
+        runs.append((round(fin.stats.tau, 2), where, None if where is None else round(margins[where], 3)))
+    print(f"\noracle runs (tau, first divergence, its top-2 margin): {runs}")
+    assert sum(where is not None for _, where, _ in runs) <= 2, "too many near-tie divergences"
+    # once a near-tie flips, the oracle proposes the other text's tokens: only clean runs show its tau
+    assert all(tau > 2.0 for tau, where, _ in runs if where is None)
 
 
 def test_commit_then_continue_equals_decoding_from_scratch(qwen):
