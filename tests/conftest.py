@@ -5,6 +5,9 @@ import pytest
 
 from tests.tiny_gguf import write_tiny_gguf
 
+# GUI tests drive real widgets without a display (CI has none); a developer may still set another platform.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 @pytest.fixture(scope="session")
 def _user_root(tmp_path_factory) -> Path:
