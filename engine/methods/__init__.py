@@ -6,12 +6,12 @@ from engine.methods.drafting import D2SD, DDTree, DFlash, Naive
 from engine.methods.lookup import PromptLookup
 from engine.methods.plain import Plain
 
-METHODS = ["ar", "lookup", "dflash", "naive", "ddtree", "d2sd"]
+METHODS = ["ar", "lookup", "ardraft", "dflash", "naive", "ddtree", "d2sd"]
 DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
-                drafter=None, vp_drafter=None) -> Method:
+                drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0) -> Method:
     """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects, by default the pair
     shipped for the target; without a VP drafter d2sd reuses drafter 1 in its place. Drafter methods
     switch the target to capture their features."""
@@ -19,6 +19,10 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         return Plain()
     if name == "lookup":
         return PromptLookup(gamma=gamma or 8)
+    if name == "ardraft":
+        from engine.methods.ardraft import ARDraft
+
+        return ARDraft.load(target, draft_model, gamma=gamma or 4, p_min=p_min)
     if name not in DRAFTER_METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     if drafter is None and target is not None:

@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of decoding methods on one loaded target (`d2sd bench`)."""

@@ -1,0 +1,132 @@
+"""`d2sd bench`: load the target once, run the methods side by side, write JSON, Markdown and PNGs,
+and optionally project the measured acceptance onto another device's cost curve."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from engine.bench import machine, plots, prompts as prompt_sets
+from engine.bench.harness import Mode, Run, run_bench
+from engine.bench.projection import project, table
+from engine.bench.report import markdown, write_json
+from engine.bench.summary import Summary, summarize
+from engine.calibrate import CostCurve, calibrate
+from engine.methods.ardraft import ARDraft
+from engine.verify import SamplerSettings
+
+
+def parse_methods(spec: str) -> list[tuple[str, str, dict]]:
+    """"ar,lookup:gamma=4,ardraft:gamma=5:p_min=0.6" -> [(label, name, params)]; numbers become numbers."""
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, *pairs = item.split(":")
+        params = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ValueError(f"method option {pair!r} in {item!r} is not key=value")
+            params[key] = _number(value)
+        out.append((item, name, params))
+    if not out:
+        raise ValueError("no methods given")
+    if len({label for label, _, _ in out}) != len(out):
+        raise ValueError("a method is listed twice")
+    return out
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def modes(a) -> list[Mode]:
+    greedy = Mode("greedy", SamplerSettings(temperature=0.0))
+    sample = Mode("sample", SamplerSettings(temperature=a.temperature, seed=a.seed))
+    return {"greedy": [greedy], "sample": [sample], "both": [greedy, sample]}[a.sampling]
+
+
+def run(a) -> int:
+    if a.results:
+        return _project_saved(a)
+    chosen = parse_methods(a.methods)
+    bench_modes = modes(a)
+    prompt_list = prompt_sets.load(a.prompts, a.n)
+    curve_there = CostCurve.read(a.project) if a.project else None
+
+    import engine.methods
+    from engine.store.embedded import ensure
+    from engine.target import Target, TargetSettings
+
+    out = Path(a.out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": machine.describe(a.threads), "max_tokens": a.max_tokens,
+            "prompts": {"set": a.prompts, "count": len(prompt_list), "ids": [p.id for p in prompt_list]},
+            "sampling": {m.name: m.sampler.__dict__ for m in bench_modes}}
+    path = Path(a.model) if a.model else ensure()
+    meta["target"] = machine.model_record(path)
+    settings = TargetSettings(n_ctx=a.ctx, n_threads=a.threads, n_gpu_layers=a.gpu_layers)
+    with Target.load(path, settings) as target:
+        methods = {}
+        try:
+            for label, name, params in chosen:
+                try:
+                    methods[label] = engine.methods.make_method(name, target, **params)
+                except TypeError as e:  # an option this method does not take
+                    raise ValueError(f"method {label!r}: {e}") from e
+            meta["drafts"] = {label: machine.model_record(m.draft.info.path)
+                              for label, m in methods.items() if isinstance(m, ARDraft)}
+            curve = None
+            if not a.no_calibrate:
+                _say("calibrating the verify cost curve (cached per model and settings) ...")
+                curve = calibrate(target, repeats=a.repeats, use_cache=not a.recalibrate)
+            _say(f"{len(prompt_list)} prompts × {len(methods)} methods × {len(bench_modes)} modes")
+            res = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress)
+        finally:
+            for m in methods.values():
+                if hasattr(m, "close"):
+                    m.close()
+    meta["load_average_end"] = machine.load_average()
+    summaries = summarize(res)
+    write_json(out / "results.json", meta, res, summaries, curve)
+    text = markdown(meta, summaries, curve)
+    (out / "results.md").write_text(text)
+    if plots.available():
+        plots.write_all(out, res, summaries, curve)
+    else:
+        _say("matplotlib is not installed: PNG plots skipped (pip install matplotlib)")
+    print(text)
+    if curve_there is not None:
+        print(table(project(summaries, curve_there, curve.t(1) if curve else None), curve_there))
+    _say(f"results in {out}")
+    return 0
+
+
+def _project_saved(a) -> int:
+    if not a.project:
+        raise ValueError("--results needs --project COSTS.json: a saved run is only re-projected")
+    doc = json.loads(Path(a.results).read_text())
+    summaries = [Summary(**{**d, "by_tree_size": {int(n): v for n, v in d["by_tree_size"].items()}})
+                 for d in doc["summary"]]
+    here = CostCurve.from_json(doc["cost_curve"]).t(1) if doc.get("cost_curve") else None
+    there = CostCurve.read(a.project)
+    print(table(project(summaries, there, here), there))
+    return 0
+
+
+def _progress(r: Run) -> None:
+    s = r.stats
+    diverge = "" if r.matches_reference is None else (
+        " = ar" if r.matches_reference else f" differs from ar at token {r.diverges_at}")
+    _say(f"{r.prompt:>16} {r.mode:<6} {r.method:<20} {s['new_tokens']:4d} tok {s['tokens_per_s']:6.2f} tok/s "
+         f"τ {s['tau']:.2f}{diverge}")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+

