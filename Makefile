@@ -17,4 +17,4 @@ run: $(STAMP)
 	@$(VENV)/bin/d2sd-desktop
 
 test: $(STAMP)
-	@$(PY) -m pytest -q -rs
+	@$(PY) -m pytest -q -rs --durations=10

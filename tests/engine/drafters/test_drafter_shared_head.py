@@ -60,7 +60,9 @@ def test_head_is_dequantized_from_gguf_and_cached_by_sha256(tmp_path: Path) -> N
 
     write_gguf(gguf, seed=1, with_output=True)  # same path, new content: a new hash and cache entry
     SharedHead.from_gguf(gguf)
-    assert len(list((cache_dir() / "shared_head").glob("*.safetensors"))) == 2
+    new_sha = json.loads((cache_dir() / "file_sha256.json").read_text())[str(gguf.resolve())]["sha256"]
+    assert new_sha != sha
+    assert cached.is_file() and (cache_dir() / "shared_head" / f"{new_sha}.safetensors").is_file()
 
 
 def test_missing_output_head_is_tied_to_the_embedding_and_drives_a_drafter(tmp_path: Path) -> None:
