@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from engine.events import StepStats
+from engine.events import StepStats, count_acceptance
 
 
 @dataclass
@@ -35,22 +35,8 @@ class LiveStats:
         self.other_s += step.other_s
         self.tau_per_step.append(step.emitted)
         self.seconds_per_step.append(step.draft_s + step.verify_s + step.other_s)
-        self._count_acceptance(step)
+        count_acceptance(self.accept_tries, self.accept_hits, step.tree)
         self.last = step
-
-    def _count_acceptance(self, step: StepStats) -> None:
-        # Same rule as the engine's run statistics: depth d was tried when the accepted node at depth
-        # d-1 had children, and hit when the accepted path reached depth d.
-        tree, path = step.tree, step.tree.accepted
-        has_children = set(tree.parents)
-        for depth, node in enumerate(path):
-            if node not in has_children:
-                break
-            while len(self.accept_tries) <= depth:
-                self.accept_tries.append(0)
-                self.accept_hits.append(0)
-            self.accept_tries[depth] += 1
-            self.accept_hits[depth] += depth + 1 < len(path)
 
     @property
     def step_s(self) -> float:

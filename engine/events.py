@@ -23,6 +23,21 @@ class TreeView:
     accepted: list[int]         # node ids of the accepted path, root first
 
 
+def count_acceptance(tries: list[int], hits: list[int], tree: TreeView) -> None:
+    """Per draft depth d (index d-1): d was tried when the accepted node at depth d-1 had children,
+    and hit when the accepted path reached depth d. Grows the lists as deeper trees arrive."""
+    has_children = set(tree.parents)
+    path = tree.accepted
+    for depth, node in enumerate(path):
+        if node not in has_children:
+            break
+        while len(tries) <= depth:
+            tries.append(0)
+            hits.append(0)
+        tries[depth] += 1
+        hits[depth] += depth + 1 < len(path)
+
+
 @dataclass
 class TextDelta:
     text: str                   # may be "" while UTF-8 bytes or a possible stop string are held back

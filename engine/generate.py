@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Iterator
 
-from engine.events import Event, Finished, RunStats, StepStats, TextDelta
+from engine.events import Event, Finished, RunStats, StepStats, TextDelta, count_acceptance
 from engine.methods.base import Method
 from engine.stops import StopMatcher
 from engine.verify import Sampler, SamplerSettings, accept
@@ -67,7 +67,6 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
         text.append(visible)
         anchor = walk.tokens[-1]
 
-        _count_acceptance(stats, trie, walk.path)
         stats.target_passes += 1
         stats.proposed += len(trie) - 1
         stats.accepted += len(walk.path) - 1
@@ -79,6 +78,7 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
                          accepted=len(walk.path) - 1, emitted=len(emitted), draft_s=t_draft - t_step,
                          verify_s=t_verify - t_draft, other_s=t_end - t_verify,
                          tree=trie.view(walk.path))
+        count_acceptance(stats.accept_tries, stats.accept_hits, step.tree)
         stats.draft_s += step.draft_s
         stats.verify_s += step.verify_s
         stats.other_s += step.other_s
@@ -94,14 +94,3 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
     stats.total_s = clock() - t0
     yield Finished("".join(text), out_tokens, stats)
 
-
-def _count_acceptance(stats: RunStats, trie, path: list[int]) -> None:
-    """Per draft depth: was a draft offered below the accepted path's node, and did the target take it."""
-    for depth, node in enumerate(path):
-        if not trie.has_children(node):
-            break
-        while len(stats.accept_tries) <= depth:
-            stats.accept_tries.append(0)
-            stats.accept_hits.append(0)
-        stats.accept_tries[depth] += 1
-        stats.accept_hits[depth] += depth + 1 < len(path)
