@@ -31,9 +31,6 @@ class Trie:
     def full(self) -> bool:
         return self.max_nodes is not None and len(self.tokens) >= self.max_nodes
 
-    def has_children(self, node: int) -> bool:
-        return bool(self._children[node])
-
     def child(self, node: int, token: int) -> int | None:
         return self._children[node].get(token)
 
@@ -67,9 +64,7 @@ class Trie:
 
     def within_depth(self, limit: int) -> "Trie":
         """This trie, or a copy without the nodes at depth >= limit (the root has depth 0)."""
-        depths = [0] * len(self.tokens)
-        for node in range(1, len(self.tokens)):
-            depths[node] = depths[self.parents[node]] + 1
+        depths = self.depths()
         if max(depths) < limit:
             return self
         out = Trie.rooted(self.tokens[0], self.max_nodes)
@@ -80,12 +75,12 @@ class Trie:
                                             self.confidences[node])
         return out
 
-    def depth(self, node: int) -> int:
-        d = 0
-        while self.parents[node] >= 0:
-            node = self.parents[node]
-            d += 1
-        return d
+    def depths(self) -> list[int]:
+        """Depth of every node (parents come before children, so one forward sweep suffices)."""
+        depths = [0] * len(self.tokens)
+        for node in range(1, len(self.tokens)):
+            depths[node] = depths[self.parents[node]] + 1
+        return depths
 
     def path_to(self, node: int) -> list[int]:
         path = []
@@ -123,12 +118,5 @@ def flatten(trie: Trie) -> FlatBatch:
         seqs[leaf].add(s)
     for node in range(len(trie.tokens) - 1, 0, -1):
         seqs[trie.parents[node]] |= seqs[node]
-    depths = [0] * len(trie.tokens)
-    for node in range(1, len(trie.tokens)):
-        depths[node] = depths[trie.parents[node]] + 1
-    return FlatBatch(list(trie.tokens), depths, [sorted(s) for s in seqs], leaf_seq)
+    return FlatBatch(list(trie.tokens), trie.depths(), [sorted(s) for s in seqs], leaf_seq)
 
-
-def branch_of(trie: Trie, flat: FlatBatch, node: int) -> int:
-    """A sequence id whose branch passes through `node` (the lowest-numbered one)."""
-    return min(flat.seq_ids[node])

@@ -8,7 +8,6 @@ not depend on the user's sampler), so the acceptance walk stays lossless at any 
 from __future__ import annotations
 
 import heapq
-import time
 
 import numpy as np
 
@@ -61,7 +60,6 @@ class _DrafterMethod:
             raise ValueError(f"gamma must be in 2..{drafter.config.block_size} (the drafter's block size)")
         self.budget = budget
         self.sync = DrafterSync(drafter)
-        self.last_vp_s = 0.0
 
     def context_len(self) -> int:
         return self.sync.context_len()
@@ -156,7 +154,6 @@ class D2SD(_DrafterMethod):
         d, c = tokens[0], conf[0]
         trie = Trie.rooted(anchor, self.budget)
         trie.add_row(d[1:], DRAFTER1, c[1:])
-        t0 = time.perf_counter()
         points = top_boundaries(c[1:], self.k)
         if points:
             rows = np.repeat(block, len(points), axis=0)
@@ -167,5 +164,4 @@ class D2SD(_DrafterMethod):
                 shared = trie.add_row(d[1:i + 1], DRAFTER1, c[1:i + 1])
                 if len(shared) == i:
                     trie.add_row(vp_tokens[r, i + 1:], VP, vp_conf[r, i + 1:], start=shared[-1] if shared else 0)
-        self.last_vp_s = time.perf_counter() - t0
         return trie

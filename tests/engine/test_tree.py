@@ -10,7 +10,7 @@ def test_rows_sharing_a_prefix_share_nodes():
     assert len(trie) == 1 + 5
     assert trie.sources[a[2]] == "drafter1" and trie.sources[b[2]] == "vp"
     assert trie.path_to(b[2]) == [0, a[0], a[1], b[2]]
-    assert trie.depth(b[2]) == 3
+    assert trie.depths()[b[2]] == 3
 
 
 def test_flatten_gives_each_node_the_branches_through_it():
