@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark decoding methods side by side")
     b.add_argument("--methods", default="ar,lookup",
                    help="comma-separated methods, options as name:key=value (e.g. ardraft:gamma=5:p_min=0.6)")
-    b.add_argument("--prompts", default="humaneval", help="humaneval, or a .jsonl file of prompts")
+    b.add_argument("--prompts", default="humaneval", help="humaneval, sharegpt-heldout, or a .jsonl file of prompts")
     b.add_argument("--n", type=int, default=20, help="first N prompts of the set (0: all)")
     b.add_argument("--max-tokens", type=int, default=128)
     b.add_argument("--sampling", choices=["greedy", "sample", "both"], default="both")
@@ -66,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--project", metavar="COSTS.json",
                    help="cost curve t(n) of another device: print the speedup each method would reach there")
     b.add_argument("--results", metavar="RESULTS.json", help="with --project: re-project a saved run, run nothing")
+    b.add_argument("--anchors", action="store_true",
+                   help="also run llama.cpp's own llama-completion and llama-speculative-simple (make anchors)")
+    t = sub.add_parser("train", help="distil drafter 1 and the VP drafter for a target (resumable)")
+    t.add_argument("--target", help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
+    t.add_argument("--out", required=True, help="folder for block/, vp/ and MODEL_CARD.md")
+    t.add_argument("--hours", type=float, default=None, help="time budget; run again to continue")
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--data-tokens", type=int, help="answer tokens to generate")
+    t.add_argument("--block-steps", type=int, help="drafter 1 training steps")
+    t.add_argument("--vp-steps", type=int, help="VP drafter training steps")
+    t.add_argument("--layers", help="target layers the drafters read, e.g. 1,13,25")
+    t.add_argument("--intermediate-size", type=int)
+    t.add_argument("--vocab-size", type=int, help="draft vocabulary size")
     return ap
 
 
@@ -189,11 +202,36 @@ def _cmd_bench(a) -> int:
     return run(a)
 
 
+def _cmd_train(a) -> int:
+    from dataclasses import replace
+
+    from engine.train.pipeline import Recipe, run
+
+    recipe = Recipe()
+    for field, value in (("data_tokens", a.data_tokens), ("block_steps", a.block_steps), ("vp_steps", a.vp_steps),
+                         ("intermediate_size", a.intermediate_size), ("vocab_size", a.vocab_size)):
+        if value is not None:
+            recipe = replace(recipe, **{field: value})
+    if a.layers:
+        recipe = replace(recipe, layers=tuple(int(x) for x in a.layers.split(",")))
+    if a.target:
+        target = Path(a.target)
+    else:
+        from engine.store.embedded import ensure
+
+        target = ensure()
+    done = run(target, Path(a.out), recipe, hours=a.hours, n_threads=a.threads,
+               log=lambda m: print(m, file=sys.stderr, flush=True))
+    if done is None:
+        print("d2sd: the time budget ran out; run the same command again to continue", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         return {"generate": _cmd_generate, "chat": _cmd_chat, "models": _cmd_models,
-                "bench": _cmd_bench}[a.cmd](a)
+                "bench": _cmd_bench, "train": _cmd_train}[a.cmd](a)
     except KeyboardInterrupt:
         return 130
     except (OSError, ValueError, RuntimeError) as e:

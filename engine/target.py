@@ -55,6 +55,10 @@ class TargetSettings:
     n_seq_max: int = 64                # most branches one verify pass may hold
     n_batch: int = 512
     capture_layers: tuple[int, ...] = ()  # target layers whose per-token outputs the drafters read
+    # True: all sequences share the cells (trie branches need that). False: each sequence has its own
+    # n_ctx / n_seq_max cells, so independent sequences decoded side by side (data generation) do not
+    # pay attention over each other's tokens.
+    kv_unified: bool = True
 
     def __post_init__(self):
         if self.n_ctx < 16:
@@ -144,7 +148,7 @@ def _new_context(model, settings: TargetSettings):
     cparams.n_seq_max = settings.n_seq_max
     cparams.n_threads = threads
     cparams.n_threads_batch = threads
-    cparams.kv_unified = True   # branches of one trie share the context's cells
+    cparams.kv_unified = settings.kv_unified
     cparams.no_perf = True
     capture = _FeatureCapture(settings.capture_layers) if settings.capture_layers else None
     if capture:
@@ -269,9 +273,11 @@ class Target:
 
     # ---- decoding ----------------------------------------------------------------------------------
 
-    def _decode(self, tokens, positions, seq_ids, want_logits: bool) -> None:
+    def _decode(self, tokens, positions, seq_ids, want_logits) -> None:
+        """`want_logits`: one bool for every row, or a bool per row."""
         b = self._batch
         b.n_tokens = len(tokens)
+        per_row = not isinstance(want_logits, bool)
         for i, tok in enumerate(tokens):
             b.token[i] = tok
             b.pos[i] = positions[i]
@@ -279,7 +285,7 @@ class Target:
             b.n_seq_id[i] = len(ids)
             for j, s in enumerate(ids):
                 b.seq_id[i][j] = s
-            b.logits[i] = want_logits
+            b.logits[i] = want_logits[i] if per_row else want_logits
         rc = llama_cpp.llama_decode(self._ctx, b)
         if rc != 0:
             raise TargetError(f"llama_decode failed with code {rc}{_last_log()}")
@@ -355,6 +361,36 @@ class Target:
         self.tokens.extend(trie.tokens[i] for i in path)
         if self._capture and self.features is not None:
             self.features = self.features[path]
+
+    # ---- independent sequences side by side (data generation; not with `tokens`/trie decoding) -------
+
+    def prefill_sequence(self, seq: int, tokens: list[int]) -> np.ndarray:
+        """Start sequence `seq` afresh with `tokens` at positions 0..; returns the last token's logits.
+        Features of every token are in `features` afterwards."""
+        if not tokens or len(tokens) > self.n_ctx // (1 if self.settings.kv_unified else self.n_seq_max):
+            raise ContextOverflow(f"a sequence of {len(tokens)} tokens does not fit its share of the context")
+        llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        feats = []
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            last = start + len(chunk) == len(tokens)
+            self._decode(chunk, range(start, start + len(chunk)), [(seq,)] * len(chunk),
+                         [last and i == len(chunk) - 1 for i in range(len(chunk))])
+            if self._capture:
+                feats.append(self._capture.take())
+        self.features = np.concatenate(feats) if feats else None
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+
+    def decode_sequences(self, rows: list[tuple[int, int, int]]) -> np.ndarray:
+        """One llama_decode of (seq, position, token) rows, one row per sequence; logits [rows, n_vocab]."""
+        seqs, positions, tokens = zip(*rows)
+        self._decode(tokens, positions, [(s,) for s in seqs], True)
+        ptr = llama_cpp.llama_get_logits(self._ctx)
+        logits = np.ctypeslib.as_array(ptr, shape=(len(rows), self.n_vocab)).copy()
+        if self._capture:
+            self.features = self._capture.take()
+        return logits
 
     def reset(self) -> None:
         llama_cpp.llama_memory_clear(self._mem, True)

@@ -32,19 +32,19 @@ class RMSNorm(nn.Module):
 
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float,
                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin [n, head_dim] for absolute positions (Qwen3's default, non-interleaved RoPE)."""
+    """cos/sin [..., n, head_dim] for absolute positions [..., n] (Qwen3's default, non-interleaved RoPE)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device,
                                              dtype=torch.float32) / head_dim))
-    freqs = positions.float()[:, None] * inv_freq[None, :]
+    freqs = positions.float()[..., None] * inv_freq
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [..., n, heads, head_dim] rotated by per-position cos/sin [n, head_dim]."""
+    """x [..., n, heads, head_dim] rotated by per-position cos/sin [..., n, head_dim]."""
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos[:, None, :] + rotated * sin[:, None, :]
+    return x * cos.unsqueeze(-2) + rotated * sin.unsqueeze(-2)
 
 
 class Attention(nn.Module):
@@ -66,7 +66,8 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(shape)
         return k.transpose(-3, -2), v.transpose(-3, -2)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, context: LayerKV) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, context: LayerKV,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, _ = x.shape
         groups = self.heads // self.kv_heads
         q = apply_rope(self.q_norm(self.q_proj(x).view(b, n, self.heads, self.head_dim)), cos, sin)
@@ -77,7 +78,10 @@ class Attention(nn.Module):
         k_blk, v_blk = self.keys_values(x, cos, sin)
         k_ctx, v_ctx = context
         scale = self.head_dim ** -0.5
-        scores = torch.cat((q @ k_ctx.transpose(-1, -2), q @ k_blk.transpose(-1, -2)), dim=-1) * scale
+        ctx_scores = q @ k_ctx.transpose(-1, -2)
+        if context_mask is not None:
+            ctx_scores = ctx_scores.masked_fill(~context_mask[:, None, None, :], float("-inf"))
+        scores = torch.cat((ctx_scores, q @ k_blk.transpose(-1, -2)), dim=-1) * scale
         probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
         n_ctx = k_ctx.shape[-2]
         out = probs[..., :n_ctx] @ v_ctx + probs[..., n_ctx:] @ v_blk
@@ -104,8 +108,9 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, context: LayerKV) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, context)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, context: LayerKV,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, context, context_mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -127,11 +132,13 @@ class DFlashModel(nn.Module):
         cos, sin = self.rope(positions, fused.dtype)
         return [layer.self_attn.keys_values(fused, cos, sin) for layer in self.layers]
 
-    def forward(self, embeddings: torch.Tensor, positions: torch.Tensor,
-                context: list[LayerKV]) -> torch.Tensor:
-        """Final-normed hidden states [B, n, hidden] of a block [B, n, hidden] at `positions` [n]."""
+    def forward(self, embeddings: torch.Tensor, positions: torch.Tensor, context: list[LayerKV],
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Final-normed hidden states [B, n, hidden] of a block [B, n, hidden] at `positions` [n]
+        (or [B, n] when rows sit at different places: training). `context_mask` [B, n_ctx] (True =
+        visible) lets each row see only the context before its own anchor."""
         cos, sin = self.rope(positions, embeddings.dtype)
         x = embeddings
         for layer, kv in zip(self.layers, context):
-            x = layer(x, cos, sin, kv)
+            x = layer(x, cos, sin, kv, context_mask)
         return self.norm(x)

@@ -6,15 +6,16 @@ from engine.methods.drafting import D2SD, DDTree, DFlash, Naive
 from engine.methods.lookup import PromptLookup
 from engine.methods.plain import Plain
 
-METHODS = ["ar", "lookup", "ardraft", "dflash", "naive", "ddtree", "d2sd"]
+METHODS = ["auto", "ar", "lookup", "ardraft", "dflash", "naive", "ddtree", "d2sd"]
 DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
-                drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0) -> Method:
+                drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None) -> Method:
     """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects, by default the pair
     shipped for the target; without a VP drafter d2sd reuses drafter 1 in its place. Drafter methods
-    switch the target to capture their features."""
+    switch the target to capture their features. `auto` takes the target's verify cost `curve`
+    (measured and cached for it when not given) and uses the drafters when there are any."""
     if name == "ar":
         return Plain()
     if name == "lookup":
@@ -23,7 +24,7 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         from engine.methods.ardraft import ARDraft
 
         return ARDraft.load(target, draft_model, gamma=gamma or 4, p_min=p_min)
-    if name not in DRAFTER_METHODS:
+    if name not in DRAFTER_METHODS | {"auto"}:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     if drafter is None and target is not None:
         from engine.drafters.pair import load_pair, pair_for
@@ -31,12 +32,17 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         block, vp = pair_for(target.info.path)
         if block is not None:
             drafter, vp_drafter = load_pair(target.info.path, block, vp)
-    if drafter is None:
+    if drafter is None and name != "auto":
         raise ValueError(f"method {name!r} needs a drafter for this target (none is installed)")
     if vp_drafter is not None and vp_drafter.config.target_layer_ids != drafter.config.target_layer_ids:
         raise ValueError("drafter 1 and the VP drafter read different target layers")
-    if target is not None:
+    if target is not None and drafter is not None:
         target.set_capture_layers(drafter.config.target_layer_ids)
+    if name == "auto":
+        from engine.calibrate import calibrate
+        from engine.methods.auto import Auto
+
+        return Auto(curve or calibrate(target), drafter, vp_drafter, gamma=gamma, k=k)
     if name == "dflash":
         return DFlash(drafter, gamma, budget)
     if name == "naive":

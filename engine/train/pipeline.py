@@ -1,0 +1,179 @@
+"""`d2sd train`: distil drafter 1 and the VP drafter for one GGUF target, stage by stage, each stage
+resumable, all under one time budget; running the same command again continues where it stopped.
+
+Stages (in the user cache dir, per target sha256): data -> draft vocabulary -> drafter 1 ("block")
+-> VP drafter (initialised from drafter 1) -> held-out evaluation -> export of both checkpoints
+(DFlash layout, float16) with a model card to `out`.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.drafters.checkpoint import write_checkpoint
+from engine.drafters.config import DrafterConfig
+from engine.drafters.draft_vocab import DraftVocab
+from engine.drafters.cache import file_sha256
+from engine.drafters.model import DFlashModel
+from engine.drafters.shared_head import SharedHead
+from engine.paths import cache_dir
+from engine.train import data as data_stage
+from engine.train.evaluate import acceptance
+from engine.train.model_card import write_model_card
+from engine.train.trainer import Frozen, TrainSettings, heldout, train
+
+
+@dataclass(frozen=True)
+class Recipe:
+    data_tokens: int = 60_000                   # answer tokens to generate
+    data_layers: tuple[int, ...] = ()           # layers stored (empty: the drafter's)
+    layers: tuple[int, ...] = (1, 13, 25)       # the drafter's target layers
+    intermediate_size: int = 576
+    num_layers: int = 1
+    heads: int = 8
+    kv_heads: int = 4
+    head_dim: int = 64
+    block_size: int = 16
+    vocab_size: int = 8192                      # draft vocabulary
+    block_steps: int = 2000
+    vp_steps: int = 600
+    anchors_per_step: int = 48
+    lr: float = 1e-3
+    slots: int = 16
+    max_new: int = 320
+    seed: int = 0
+
+    def stored_layers(self) -> tuple[int, ...]:
+        return self.data_layers or self.layers
+
+
+def work_dir(sha256: str) -> Path:
+    return cache_dir() / "train" / sha256[:16]
+
+
+def drafter_config(recipe: Recipe, n_embd: int, n_vocab: int, n_layer: int) -> DrafterConfig:
+    # The mask id is the last vocabulary id: padding rows past the tokenizer's real tokens in Qwen
+    # GGUFs, so a visible token is never mistaken for the mask.
+    return DrafterConfig(
+        hidden_size=n_embd, intermediate_size=recipe.intermediate_size, num_hidden_layers=recipe.num_layers,
+        num_attention_heads=recipe.heads, num_key_value_heads=recipe.kv_heads, head_dim=recipe.head_dim,
+        vocab_size=n_vocab, block_size=recipe.block_size, mask_token_id=n_vocab - 1,
+        target_layer_ids=recipe.layers, num_target_layers=n_layer)
+
+
+def count_vocab(ds: data_stage.Dataset, samples: list[int], n_vocab: int) -> np.ndarray:
+    counts = np.zeros(n_vocab, dtype=np.int64)
+    for i in samples:
+        tokens, n_prompt, _ = ds.sample(i)
+        np.add.at(counts, tokens[n_prompt:], 1)
+    return counts
+
+
+def _new_model(config: DrafterConfig, seed: int) -> DFlashModel:
+    torch.manual_seed(seed)
+    model = DFlashModel(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.fill_(1.0)
+            else:
+                p.normal_(0.0, 0.02)
+    return model
+
+
+def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, prompts: list[str] | None = None,
+        n_threads: int | None = None, log=print) -> dict | None:
+    """Run or continue the stages; returns the evaluation when everything is done, None when the
+    budget ran out first (run again to continue)."""
+    deadline = None if hours is None else time.time() + hours * 3600
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.time() > deadline
+
+    started = time.time()
+    sha = file_sha256(target)
+    work = work_dir(sha)
+    work.mkdir(parents=True, exist_ok=True)
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    record_path = work / "record.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"seconds": {}}
+    record["recipe"] = asdict(recipe)
+
+    def spent(stage: str, since: float) -> None:
+        record["seconds"][stage] = round(record["seconds"].get(stage, 0) + time.time() - since, 1)
+        record_path.write_text(json.dumps(record, indent=1))
+
+    from engine.train.prompts import training_prompts
+    t = time.time()
+    folder = work / "data"
+    have = data_stage.Dataset(folder).answer_tokens() if (folder / data_stage.META).exists() and \
+        list(folder.glob("shard-*.npz")) else 0
+    if have < recipe.data_tokens:
+        settings = data_stage.DataSettings(layers=recipe.stored_layers(), slots=recipe.slots,
+                                           max_new=recipe.max_new, n_threads=n_threads)
+        data_stage.generate(target, sha, prompts or training_prompts(recipe.seed), folder, settings,
+                            max_answer_tokens=recipe.data_tokens, stop=out_of_time, log=log)
+        spent("data", t)
+        if out_of_time():
+            return None
+    ds = data_stage.Dataset(folder)
+    train_ids, held_ids = heldout(ds)
+    record["data"] = {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),
+                      "answer_tokens": ds.answer_tokens(), "tokens": int(ds.lengths.sum())}
+
+    head = SharedHead.from_gguf(target)
+    info = head.info
+    config = drafter_config(recipe, info.n_embd, info.n_vocab, info.n_layer)
+    counts = count_vocab(ds, train_ids, info.n_vocab)
+    vocab = DraftVocab.from_counts(counts, min(recipe.vocab_size, int((counts > 0).sum())))
+    record["vocab"] = {"size": len(vocab), "answer_coverage": round(float(counts[vocab.ids].sum() / counts.sum()), 4)}
+    embedding, output = head.weights(torch.device("cpu"), torch.float32)
+    frozen = Frozen(embedding, output, vocab, config, recipe.stored_layers())
+
+    common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed)
+    block = _new_model(config, recipe.seed)
+    t = time.time()
+    steps, block_log = train(block, frozen, ds, train_ids, work / "block",
+                             TrainSettings("block", recipe.block_steps, **common), stop=out_of_time, log=log)
+    spent("block", t)
+    if steps < recipe.block_steps:
+        return None
+    vp = _new_model(config, recipe.seed)
+    vp_dir = work / "vp"
+    if not (vp_dir / "state.json").exists():
+        vp.load_state_dict(block.state_dict())
+    t = time.time()
+    steps, vp_log = train(vp, frozen, ds, train_ids, vp_dir,
+                          TrainSettings("vp", recipe.vp_steps, **{**common, "lr": recipe.lr / 2}),
+                          stop=out_of_time, log=log)
+    spent("vp", t)
+    if steps < recipe.vp_steps:
+        return None
+
+    t = time.time()
+    evaluation = {"d2sd": acceptance(block, vp, frozen, ds, held_ids),
+                  "d2sd_reuse": acceptance(block, block, frozen, ds, held_ids)}
+    spent("eval", t)
+    record["eval"] = evaluation
+    record["loss"] = {"block": block_log[-1]["loss"] if block_log else None,
+                      "vp": vp_log[-1]["loss"] if vp_log else None}
+    record["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
+                         "torch_threads": torch.get_num_threads()}
+    record["command"] = " ".join(shlex.quote(a) for a in ["d2sd", *sys.argv[1:]]) if sys.argv else ""
+    record_path.write_text(json.dumps(record, indent=1))
+    for name, model in (("block", block), ("vp", vp)):
+        weights = {k: v.detach().to(torch.float16) for k, v in model.state_dict().items()}
+        write_checkpoint(out / name, config, weights, vocab)
+    write_model_card(out / "MODEL_CARD.md", target.name, sha, record)
+    log(f"[train] done in {(time.time() - started) / 60:.1f} min this run: "
+        f"held-out tau dflash {evaluation['d2sd']['tau_dflash']:.2f}, d2sd {evaluation['d2sd']['tau_d2sd']:.2f}")
+    return record

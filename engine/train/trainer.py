@@ -1,0 +1,185 @@
+"""Training loop for one drafter (block objective for drafter 1, VP objective for the VP drafter),
+resumable from its last checkpoint.
+
+One step = one training sample: its context keys/values are computed once, then `anchors_per_step`
+rows are cut from its answer and scored together, each row seeing only the context before its own
+anchor. The target's embedding and output head stay frozen; the loss is computed over the draft
+vocabulary. Checkpoints are safetensors (weights and AdamW moments) plus a JSON state, written whole
+every `checkpoint_every` steps, so a stop loses at most that many steps. Sample order and anchors
+depend only on (seed, step): a resumed run makes the same steps an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.nn import functional as F
+
+from engine.drafters.config import DrafterConfig
+from engine.drafters.draft_vocab import DraftVocab
+from engine.drafters.model import DFlashModel
+from engine.train.data import Dataset
+from engine.train.objectives import IGNORE, Rows, build_rows, pick_anchors, visible_prefix
+from engine.train.progress import Progress
+
+STATE = "state.json"
+WEIGHTS = "state.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    objective: str              # "block" (drafter 1) or "vp"
+    steps: int
+    anchors_per_step: int = 48
+    lr: float = 1e-3
+    warmup: int = 50
+    weight_decay: float = 0.01
+    lam: float = 7.0            # loss weight decay length
+    beta: float = 0.9           # VP prior on the visible prefix length
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 20
+
+    def __post_init__(self):
+        if self.objective not in ("block", "vp"):
+            raise ValueError(f"objective must be 'block' or 'vp', got {self.objective!r}")
+
+
+class Frozen:
+    """The frozen parts a drafter trains against: embedding, draft-vocab output rows, id maps, and
+    which columns of the stored features are this drafter's target layers."""
+
+    def __init__(self, embedding: torch.Tensor, output: torch.Tensor, vocab: DraftVocab,
+                 config: DrafterConfig, data_layers: tuple[int, ...]):
+        missing = [i for i in config.target_layer_ids if i not in data_layers]
+        if missing:
+            raise ValueError(f"the data holds layers {data_layers}, not the drafter's {missing}")
+        self.embedding = embedding.float()
+        self.output = output.float()[torch.as_tensor(vocab.ids)]
+        self.to_draft = torch.full((embedding.shape[0],), IGNORE, dtype=torch.long)
+        self.to_draft[torch.as_tensor(vocab.ids)] = torch.arange(len(vocab))
+        self.vocab = vocab
+        width = config.hidden_size
+        self.columns = np.concatenate([np.arange(data_layers.index(i) * width, (data_layers.index(i) + 1) * width)
+                                       for i in config.target_layer_ids])
+
+    def features(self, feats: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(feats[:, self.columns], dtype=np.float32))
+
+
+def heldout(ds: Dataset, every: int = 20) -> tuple[list[int], list[int]]:
+    """(train, held-out) sample indices: held-out = prompt index divisible by `every`."""
+    train, held = [], []
+    for i in range(len(ds)):
+        (held if ds.prompt_index(i) % every == 0 else train).append(i)
+    return train, held
+
+
+def hidden_states(model: DFlashModel, frozen: Frozen, feats: np.ndarray, rows: Rows) -> torch.Tensor:
+    """Final hidden states [A, gamma, hidden] of rows cut from one sample."""
+    ctx = frozen.features(feats)
+    kv = model.context_kv(ctx, torch.arange(len(ctx)))
+    visible = torch.arange(len(ctx))[None, :] < torch.as_tensor(rows.anchors)[:, None]
+    emb = frozen.embedding[torch.as_tensor(rows.tokens)]
+    return model(emb, torch.as_tensor(rows.positions), kv, visible)
+
+
+def row_loss(model: DFlashModel, frozen: Frozen, feats: np.ndarray, rows: Rows) -> torch.Tensor:
+    weights = torch.as_tensor(rows.weights)
+    scored = weights > 0
+    hidden = hidden_states(model, frozen, feats, rows)[scored]
+    labels = frozen.to_draft[torch.as_tensor(rows.labels)[scored]]
+    w = weights[scored] * (labels != IGNORE)
+    logits = hidden @ frozen.output.T
+    losses = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="none")
+    return (losses * w).sum() / w.sum().clamp_min(1e-6)
+
+
+def step_rows(settings: TrainSettings, tokens: np.ndarray, n_prompt: int, gamma: int, mask_id: int,
+              rng: np.random.Generator) -> Rows:
+    anchors = pick_anchors(len(tokens), n_prompt, settings.anchors_per_step, rng)
+    visible = (visible_prefix(len(anchors), gamma, settings.beta, rng)
+               if settings.objective == "vp" else None)
+    return build_rows(tokens, anchors, gamma, mask_id, settings.lam, visible)
+
+
+def lr_at(settings: TrainSettings, step: int) -> float:
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    done = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+
+
+def _save(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer, step: int, settings: TrainSettings,
+          log: list[dict]) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    names = [n for n, _ in model.named_parameters()]
+    for i, st in opt.state_dict()["state"].items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            tensors[f"opt.{names[i]}.{key}"] = st[key].contiguous()
+    tmp = folder / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, folder / WEIGHTS)
+    tmp = folder / (STATE + ".tmp")
+    tmp.write_text(json.dumps({"step": step, "settings": asdict(settings), "log": log}, indent=1))
+    os.replace(tmp, folder / STATE)
+
+
+def _restore(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer) -> tuple[int, list[dict]]:
+    state = json.loads((folder / STATE).read_text())
+    tensors = load_file(str(folder / WEIGHTS))
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    names = [n for n, _ in model.named_parameters()]
+    opt_state = opt.state_dict()
+    opt_state["state"] = {
+        i: {"step": torch.tensor(float(state["step"])), "exp_avg": tensors[f"opt.{n}.exp_avg"],
+            "exp_avg_sq": tensors[f"opt.{n}.exp_avg_sq"]}
+        for i, n in enumerate(names) if f"opt.{n}.exp_avg" in tensors}
+    opt.load_state_dict(opt_state)
+    return state["step"], state["log"]
+
+
+def train(model: DFlashModel, frozen: Frozen, ds: Dataset, samples: list[int], folder: Path,
+          settings: TrainSettings, *, stop: Callable[[], bool] = lambda: False, log=print) -> tuple[int, list[dict]]:
+    """Train `model` in place until settings.steps or until `stop()` says so (checked before each
+    step); resumes from `folder` when it holds a checkpoint. Returns (steps done, loss log)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    step, history = (_restore(folder, model, opt) if (folder / STATE).exists() else (0, []))
+    order = np.random.default_rng(settings.seed).permutation(np.resize(samples, settings.steps))
+    c = model.config
+    progress = Progress(f"train {settings.objective}", settings.steps, start=step, log=log)
+    running, t0 = [], time.time()
+    model.train()
+    while step < settings.steps and not stop():
+        tokens, n_prompt, feats = ds.sample(int(order[step]))
+        rng = np.random.default_rng([settings.seed, step])
+        rows = step_rows(settings, tokens, n_prompt, c.block_size, c.mask_token_id, rng)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(settings, step)
+        loss = row_loss(model, frozen, feats, rows)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        running.append(loss.item())
+        if step % settings.log_every == 0 or step == settings.steps:
+            history.append({"step": step, "loss": float(np.mean(running)), "lr": lr_at(settings, step - 1),
+                            "seconds": round(time.time() - t0, 1)})
+            running = []
+        progress.update(step, f"loss {history[-1]['loss']:.3f}" if history else "")
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            _save(folder, model, opt, step, settings, history)
+    _save(folder, model, opt, step, settings, history)
+    model.eval()
+    return step, history

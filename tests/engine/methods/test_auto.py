@@ -1,0 +1,101 @@
+"""`auto`: its choices follow the cost curve and the learnt acceptance, and it stays lossless."""
+import numpy as np
+import pytest
+
+from engine.calibrate import CostCurve
+from engine.drafters import SharedHead
+from engine.events import Finished
+from engine.generate import generate
+from engine.methods import make_method
+from engine.methods.auto import Auto, Calibration, chain_value
+from engine.target import Target, TargetSettings
+from tests.engine.greedy_check import first_divergence, greedy_reference
+from tests.engine.methods.test_drafting import tiny_drafter
+
+FLAT = CostCurve({1: 0.01, 2: 0.0101, 4: 0.0102, 8: 0.0104, 16: 0.0108, 64: 0.012})   # a GPU-like curve
+STEEP = CostCurve({1: 0.01, 2: 0.02, 4: 0.04, 8: 0.08, 16: 0.16, 64: 0.64})           # verify costs n steps
+
+
+def test_calibration_learns_from_accepted_prefixes():
+    cal = Calibration(prior=4.0)
+    assert cal.p([0.95])[0] == pytest.approx(0.95)
+    for _ in range(200):  # confident drafts that the target always rejects at the first token
+        cal.update([0.95, 0.95, 0.95], accepted=0)
+    assert cal.p([0.95])[0] < 0.05
+    cal.update([0.15, 0.15], accepted=2)
+    assert cal.p([0.15])[0] > 0.15
+
+
+def test_chain_value_cuts_where_tokens_per_second_peak():
+    p = np.full(15, 0.9)
+    assert chain_value(p, FLAT, 0.0)[0] == 15           # verifying more is nearly free: take it all
+    assert chain_value(p, STEEP, 0.0)[0] == 0           # each node costs a step: plain decoding wins
+    assert chain_value(np.full(15, 0.01), FLAT, 0.0)[0] <= 1
+
+
+@pytest.fixture(scope="module")
+def target(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=1024, n_threads=2)) as t:
+        yield t
+
+
+@pytest.fixture(scope="module")
+def drafters(tiny_gguf):
+    head = SharedHead.from_gguf(tiny_gguf)
+    return tiny_drafter(head, 1), tiny_drafter(head, 2)
+
+
+@pytest.mark.parametrize("curve", [FLAT, STEEP], ids=["flat", "steep"])
+def test_auto_reproduces_ar_greedy_output(target, drafters, curve):
+    d1, vp = drafters
+    method = make_method("auto", target, drafter=d1, vp_drafter=vp, gamma=8, curve=curve)
+    for text in ["def data list", "hello world hello world hello world"]:
+        prompt = target.tokenize(text)
+        target.reset()
+        ref, margins = greedy_reference(target, prompt, 40)
+        fin = list(generate(target, prompt, method, max_tokens=40))[-1]
+        assert isinstance(fin, Finished)
+        assert first_divergence(ref[:len(fin.token_ids)], margins, fin.token_ids) is None
+
+
+def test_auto_stops_drafting_where_it_cannot_pay(target, drafters):
+    d1, vp = drafters
+    method = make_method("auto", target, drafter=d1, vp_drafter=vp, gamma=8, curve=STEEP)
+    choices, drafted = [], []
+    calls = {"n": 0}
+    real_draft = method._draft
+
+    def counting(anchor):
+        calls["n"] += 1
+        return real_draft(anchor)
+
+    method._draft = counting
+    target.reset()
+    for event in generate(target, target.tokenize("print the list of data"), method, max_tokens=60):
+        if not isinstance(event, Finished):
+            choices.append(method.choice)
+    assert set(choices) <= {"ar", "lookup"}       # with t(n) = n t(1) no draft ever pays
+    assert calls["n"] < 20                          # and drafting pauses instead of running every step
+
+
+def test_auto_uses_drafts_when_verify_is_nearly_free(target, drafters):
+    d1, _ = drafters
+    method = Auto(FLAT, d1, None, gamma=8)
+    target.set_capture_layers(d1.config.target_layer_ids)
+    target.reset()
+    seen = set()
+    for event in generate(target, target.tokenize("def data list"), method, max_tokens=20):
+        seen.add(method.choice)
+    assert "dflash" in seen
+
+
+def test_auto_without_drafters_chooses_between_ar_and_lookup(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=512, n_threads=1)) as t:
+        method = make_method("auto", t, curve=FLAT)
+        assert method.drafter is None
+        prompt = t.tokenize("hello world hello world hello world")
+        ref, margins = greedy_reference(t, prompt, 30)
+        t.reset()
+        fin = list(generate(t, prompt, method, max_tokens=30))[-1]
+        assert first_divergence(ref[:len(fin.token_ids)], margins, fin.token_ids) is None
+        assert method.choice in ("ar", "lookup")
