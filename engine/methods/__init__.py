@@ -11,11 +11,13 @@ DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
-                drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None) -> Method:
+                drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None,
+                reuse: int = 0) -> Method:
     """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects, by default the pair
     shipped for the target; without a VP drafter d2sd reuses drafter 1 in its place. Drafter methods
     switch the target to capture their features. `auto` takes the target's verify cost `curve`
-    (measured and cached for it when not given) and uses the drafters when there are any."""
+    (measured and cached for it when not given) and uses the drafters when there are any. `reuse`:
+    d2sd with drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows)."""
     if name == "ar":
         return Plain()
     if name == "lookup":
@@ -32,6 +34,8 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         block, vp = pair_for(target.info.path)
         if block is not None:
             drafter, vp_drafter = load_pair(target.info.path, block, vp)
+    if reuse:
+        vp_drafter = None
     if drafter is None and name != "auto":
         raise ValueError(f"method {name!r} needs a drafter for this target (none is installed)")
     if vp_drafter is not None and vp_drafter.config.target_layer_ids != drafter.config.target_layer_ids:
