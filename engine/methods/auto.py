@@ -59,6 +59,13 @@ def chain_value(p_accept: np.ndarray, curve: CostCurve, fixed_s: float) -> tuple
     return best, float(values[best])
 
 
+def useful_block(curve: CostCurve, block_size: int, p: float = 0.8) -> int:
+    """Block length worth drafting on this hardware: two past the best chain length for a drafter
+    accepting each token with probability p (drafting positions no chain will keep wastes its time)."""
+    L, _ = chain_value(np.full(block_size - 1, p), curve, 0.0)
+    return min(block_size, max(2, L + 3))
+
+
 class Auto:
     name = "auto"
 
@@ -66,7 +73,7 @@ class Auto:
                  k: int = 4, lookup_gamma: int = 8, pause_steps: int = 8, max_pause: int = 256):
         self.curve = curve
         self.drafter, self.vp = drafter, vp_drafter
-        self.gamma = gamma or (drafter.config.block_size if drafter else 0)
+        self.gamma = gamma or (useful_block(curve, drafter.config.block_size) if drafter else 0)
         self.k = k
         self.lookup = PromptLookup(gamma=lookup_gamma)
         self.lookup_rate = np.full(lookup_gamma, 0.5)   # acceptance per depth, exponentially averaged

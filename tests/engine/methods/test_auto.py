@@ -7,7 +7,7 @@ from engine.drafters import SharedHead
 from engine.events import Finished
 from engine.generate import generate
 from engine.methods import make_method
-from engine.methods.auto import Auto, Calibration, chain_value
+from engine.methods.auto import Auto, Calibration, chain_value, useful_block
 from engine.target import Target, TargetSettings
 from tests.engine.greedy_check import first_divergence, greedy_reference
 from tests.engine.methods.test_drafting import tiny_drafter
@@ -31,6 +31,13 @@ def test_chain_value_cuts_where_tokens_per_second_peak():
     assert chain_value(p, FLAT, 0.0)[0] == 15           # verifying more is nearly free: take it all
     assert chain_value(p, STEEP, 0.0)[0] == 0           # each node costs a step: plain decoding wins
     assert chain_value(np.full(15, 0.01), FLAT, 0.0)[0] <= 1
+
+
+def test_block_length_follows_the_cost_curve():
+    assert useful_block(FLAT, 16) == 16
+    assert useful_block(STEEP, 16) == 3
+    cpu = CostCurve({1: 0.080, 2: 0.125, 4: 0.179, 8: 0.490, 16: 0.536, 64: 1.8})  # measured here (DESIGN §4)
+    assert 4 <= useful_block(cpu, 16) <= 7
 
 
 @pytest.fixture(scope="module")
