@@ -21,6 +21,7 @@ from engine.store.safe_names import safe_relpath
 SCHEMA_VERSION = 1
 ArtifactKind = Literal["target", "drafter", "draft"]
 DRAFTER_FILES = ("config.json", "model.safetensors")
+DRAFTER_OPTIONAL = ("draft_vocab.safetensors",)  # a reduced draft vocabulary, ours only
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -154,8 +155,9 @@ def _artifact(raw: Any) -> Artifact:
     names = [f.name for f in files]
     if len(set(names)) != len(names):
         raise CatalogError(f"Catalog {where} lists a file name twice.")
-    if kind == "drafter" and sorted(names) != sorted(DRAFTER_FILES):
-        raise CatalogError(f"Catalog {where} must consist of exactly {' and '.join(DRAFTER_FILES)}.")
+    if kind == "drafter" and not set(DRAFTER_FILES) <= set(names) <= set(DRAFTER_FILES + DRAFTER_OPTIONAL):
+        raise CatalogError(f"Catalog {where} must consist of {' and '.join(DRAFTER_FILES)}"
+                           f" (and optionally {', '.join(DRAFTER_OPTIONAL)}).")
     if kind != "drafter" and (len(files) != 1 or not names[0].endswith(".gguf")):
         raise CatalogError(f"Catalog {where} must consist of exactly one .gguf file.")
     return Artifact(

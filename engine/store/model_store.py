@@ -19,7 +19,7 @@ from pathlib import Path
 
 from engine.paths import models_dir
 from engine.store import compat, installers
-from engine.store.catalog import DRAFTER_FILES, Artifact, BundledSource, Catalog, HfSource, PypiSource, load_catalog
+from engine.store.catalog import DRAFTER_FILES, DRAFTER_OPTIONAL, Artifact, BundledSource, Catalog, HfSource, PypiSource, load_catalog
 from engine.store.download import FreeSpaceFn, ProgressFn, disk_free
 from engine.store.errors import (
     CatalogError,
@@ -301,10 +301,11 @@ class ModelStore:
         model_id = self._unused_id(_slug(f"local-{folder.name}"))
         with self._claim(model_id):
             dest = self.root / model_id
-            total = sum((folder / n).stat().st_size for n in DRAFTER_FILES)
+            names = DRAFTER_FILES + tuple(n for n in DRAFTER_OPTIONAL if (folder / n).is_file())
+            total = sum((folder / n).stat().st_size for n in names)
             installers.require_space(self.root, total, f"Importing {folder.name}", self.free_space)
             files, base = [], 0
-            for name in DRAFTER_FILES:
+            for name in names:
                 step = installers.offset_progress(progress, base, total)
                 files.append(
                     installers.copy_verified(

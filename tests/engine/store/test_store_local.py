@@ -246,3 +246,13 @@ def test_registry_file_is_plain_json(tmp_path: Path) -> None:
     store.import_gguf(write_gguf(tmp_path / "m.gguf"))
     doc = json.loads(store.registry.path.read_text())
     assert doc["version"] == 1 and doc["models"][0]["files"][0]["name"] == "m.gguf"
+
+
+def test_importing_a_drafter_keeps_its_draft_vocabulary() -> None:
+    shipped = Path(__file__).resolve().parents[3] / "assets" / "drafters" / "qwen2.5-coder-1.5b-instruct" / "block"
+    store = ModelStore(catalog=load_catalog())
+    model = store.import_drafter(shipped)
+    folder = store.path_of(model.id)
+    folder = folder if folder.is_dir() else folder.parent
+    for name in ("config.json", "model.safetensors", "draft_vocab.safetensors"):
+        assert (folder / name).read_bytes() == (shipped / name).read_bytes()
