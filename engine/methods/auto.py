@@ -25,6 +25,9 @@ from engine.methods.lookup import PromptLookup
 from engine.tree import Trie
 
 
+LOOKUP_PRIOR = 0.8
+
+
 class Calibration:
     """P(accepted | confidence) per confidence bin, with `prior` pseudo-observations of the identity map."""
 
@@ -76,7 +79,9 @@ class Auto:
         self.gamma = gamma or (useful_block(curve, drafter.config.block_size) if drafter else 0)
         self.k = k
         self.lookup = PromptLookup(gamma=lookup_gamma)
-        self.lookup_rate = np.full(lookup_gamma, 0.5)   # acceptance per depth, exponentially averaged
+        # acceptance per depth, exponentially averaged; it starts (and, while lookup goes untried,
+        # drifts back) optimistic, so lookup gets tried again instead of being written off for good
+        self.lookup_rate = np.full(lookup_gamma, LOOKUP_PRIOR)
         self.calibration = Calibration()
         self.sync = DrafterSync(*(d for d in (drafter, vp_drafter) if d is not None)) if drafter else None
         self.draft_s = 0.0     # drafter 1's pass, seconds (exponential average)
@@ -86,21 +91,27 @@ class Auto:
         self.pause_steps, self.max_pause = pause_steps, max_pause
         self._pause, self._paused_for = 0, 0
         self._last: dict = {}
+        # committed features not yet given to the drafters: while drafting pauses they wait here and
+        # go in as one batch when it resumes, instead of costing a drafter pass every step
+        self._pending: list[np.ndarray] = []
         self.choice = "ar"     # what the last step verified: ar, lookup, dflash or d2sd
 
     # --- Method protocol ------------------------------------------------------------------------------
 
     def context_len(self) -> int | None:
-        return self.sync.context_len() if self.sync else None
+        return self.sync.context_len() + sum(len(f) for f in self._pending) if self.sync else None
 
     def start(self, prompt, reused, features) -> None:
         self.lookup.start(prompt, reused, features)
         if self.sync:
+            self._flush()
             self.sync.start(reused, features)
 
     def observe(self, accepted, features) -> None:
         if self.sync:
-            self.sync.observe(features)
+            if features is None:
+                raise RuntimeError("the target captured no features: load it with the drafter's target_layer_ids")
+            self._pending.append(features)
         got = accepted[1:]
         last = self._last
         if "lookup" in last:
@@ -108,6 +119,8 @@ class Auto:
             n = _common(got, chain)
             tested = min(n + 1, len(chain))
             self.lookup_rate[:tested] = 0.9 * self.lookup_rate[:tested] + 0.1 * (np.arange(tested) < n)
+        else:
+            self.lookup_rate += 0.02 * (LOOKUP_PRIOR - self.lookup_rate)
         if "draft" in last:
             d, conf = last["draft"]
             self.calibration.update(conf, _common(got, d))
@@ -151,7 +164,13 @@ class Auto:
 
     # --- internals -----------------------------------------------------------------------------------
 
+    def _flush(self) -> None:
+        if self._pending:
+            self.sync.observe(np.concatenate(self._pending))
+            self._pending = []
+
     def _draft(self, anchor: int) -> tuple[np.ndarray, np.ndarray]:
+        self._flush()
         row = np.full((1, self.gamma), self.drafter.config.mask_token_id, dtype=np.int64)
         row[0, 0] = anchor
         t = time.perf_counter()

@@ -83,6 +83,10 @@ def test_auto_stops_drafting_where_it_cannot_pay(target, drafters):
             choices.append(method.choice)
     assert set(choices) <= {"ar", "lookup"}       # with t(n) = n t(1) no draft ever pays
     assert calls["n"] < 20                          # and drafting pauses instead of running every step
+    assert method._pending                          # features wait for the next probe, none lost
+    assert method.context_len() == len(target.tokens)
+    method._flush()
+    assert d1.context_len == vp.context_len == len(target.tokens)
 
 
 def test_auto_uses_drafts_when_verify_is_nearly_free(target, drafters):
