@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -48,17 +49,25 @@ class Logged:
 
 
 class FakeHub:
-    def __init__(self) -> None:
+    def __init__(self, cdn_tls: ssl.SSLContext | None = None) -> None:
+        """cdn_tls, a server context, makes the CDN origin speak HTTPS as the real one does."""
         self.repos: dict[str, Repo] = {}
         self.log: list[Logged] = []
         self.drop_after: dict[str, list[int]] = {}  # sha256 -> byte counts; each GET consumes one
         self.corrupt: set[str] = set()  # sha256 of blobs served with one byte flipped
         self.ignore_range: set[str] = set()  # sha256 of blobs whose CDN answers 200 to Range requests
         self.expired: set[str] = set()  # sha256 of blobs whose CDN answers 403 (signed URL expired)
+        self.chunked: set[str] = set()  # sha256 of blobs sent with Transfer-Encoding: chunked
+        self.stall_after: dict[str, list[int]] = {}  # sha256 -> byte counts; each GET then goes silent
+        self.unstall = threading.Event()  # set on exit, so stalled handlers end with the server
         self._blobs: dict[str, Blob] = {}
         self._lock = threading.Lock()
         self.hub = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "hub"))
         self.cdn = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "cdn"))
+        self._cdn_scheme = "http"
+        if cdn_tls is not None:
+            self.cdn.socket = cdn_tls.wrap_socket(self.cdn.socket, server_side=True)
+            self._cdn_scheme = "https"
         for server in (self.hub, self.cdn):
             server.daemon_threads = True
 
@@ -68,7 +77,7 @@ class FakeHub:
 
     @property
     def cdn_url(self) -> str:
-        return f"http://127.0.0.1:{self.cdn.server_address[1]}"
+        return f"{self._cdn_scheme}://127.0.0.1:{self.cdn.server_address[1]}"
 
     def add_file(self, repo: str, name: str, data: bytes | None = None, *, path: Path | None = None) -> Blob:
         """Add a file (bytes, or a path for big ones) to repo; bypasses name checks on purpose."""
@@ -100,6 +109,7 @@ class FakeHub:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.unstall.set()
         for server in (self.hub, self.cdn):
             server.shutdown()
             server.server_close()
@@ -181,7 +191,11 @@ def _handler(hub: FakeHub, server_name: str) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(end - start + 1))
+            chunked = blob.sha256 in hub.chunked
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(end - start + 1))
             if match:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{blob.size}")
             self.end_headers()
@@ -190,13 +204,25 @@ def _handler(hub: FakeHub, server_name: str) -> type[BaseHTTPRequestHandler]:
             with hub._lock:
                 drops = hub.drop_after.get(blob.sha256)
                 limit = drops.pop(0) if drops else None
+                stalls = hub.stall_after.get(blob.sha256)
+                stall = stalls.pop(0) if stalls else None
+            if stall is not None:
+                self._write_range(blob, start, min(end + 1, start + stall))
+                self.wfile.flush()
+                hub.unstall.wait(30)  # silent until the server shuts down; the client times out first
+                self.close_connection = True
+                return
             stop = end + 1 if limit is None else min(end + 1, start + limit)
-            self._write_range(blob, start, stop)
+            if chunked:
+                self._write_chunked(blob, start, stop, last=limit is None)
+            else:
+                self._write_range(blob, start, stop)
             if limit is not None:
                 self.close_connection = True  # the client sees a body shorter than Content-Length
 
         def _write_range(self, blob: Blob, start: int, stop: int) -> None:
             if blob.path is not None:
+                assert not isinstance(self.connection, ssl.SSLSocket), "sendfile would bypass TLS"
                 self.wfile.flush()
                 with blob.path.open("rb") as fh:
                     offset = start
@@ -213,6 +239,14 @@ def _handler(hub: FakeHub, server_name: str) -> type[BaseHTTPRequestHandler]:
                 if 0 <= middle < len(data):
                     data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
             self.wfile.write(data)
+
+        def _write_chunked(self, blob: Blob, start: int, stop: int, *, last: bool) -> None:
+            assert blob.data is not None
+            for offset in range(start, stop, 256 << 10):
+                piece = blob.data[offset : min(stop, offset + (256 << 10))]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            if last:  # a dropped connection must not look like a complete body
+                self.wfile.write(b"0\r\n\r\n")
 
         def _list_models(self, query: dict[str, list[str]]) -> None:
             search = query.get("search", [""])[0].lower()

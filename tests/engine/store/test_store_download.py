@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
+from huggingface_hub import close_session, constants
 from store_helpers import tiny_catalog
 
 from engine.store.download import download_hf_file, part_paths
@@ -86,6 +89,63 @@ def test_server_ignoring_range_restarts_cleanly(hub: FakeHub, data_dir: Path) ->
 
     assert [r.range for r in hub.requests("cdn", "GET")] == [None, f"bytes={MiB}-"]
     assert dest.read_bytes() == data  # not the first MiB twice
+
+
+def test_chunked_transfer_from_a_cdn_is_read_whole(hub: FakeHub, data_dir: Path) -> None:
+    # Large bodies are read past httpx when their length is known; a chunked one must take httpx's path.
+    data = os.urandom(3 * MiB + 17)
+    blob = hub.add_file("org/chunked", "m.gguf", data)
+    hub.chunked.add(blob.sha256)
+    dest = data_dir / "m.gguf"
+
+    assert _download(hub, "org/chunked", "m.gguf", dest) == blob.sha256
+    assert dest.read_bytes() == data
+
+
+def test_stalled_transfer_times_out_and_resumes(
+    hub: FakeHub, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 1.0)
+    data = os.urandom(3 * MiB)
+    blob = hub.add_file("org/stall", "m.gguf", data)
+    hub.stall_after[blob.sha256] = [2 * MiB]  # past the first read, in the middle of the body
+    dest = data_dir / "m.gguf"
+
+    _download(hub, "org/stall", "m.gguf", dest)
+
+    # The resumed offset is 2 MiB unless a loaded machine starved the server for a second before that.
+    first, resumed = hub.requests("cdn", "GET")
+    assert first.range is None and resumed.range is not None and resumed.range.startswith("bytes=")
+    assert dest.read_bytes() == data
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_download_from_an_https_cdn(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real CDN speaks TLS, and the bulk of a body is read from httpcore's network stream directly.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    # huggingface-hub's own client, trusting the test CA the way a user's corporate CA is configured.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    close_session()
+    data = os.urandom(3 * MiB + 5)
+    try:
+        with FakeHub(cdn_tls=server_tls) as hub:
+            blob = hub.add_file("org/tls", "m.gguf", data)
+            assert hub.cdn_url.startswith("https://")
+            dest = data_dir / "m.gguf"
+            assert _download(hub, "org/tls", "m.gguf", dest) == blob.sha256
+            assert dest.read_bytes() == data
+            assert [r.range for r in hub.requests("cdn", "GET")] == [None]
+    finally:
+        close_session()  # the next test's client goes back to the system CAs
 
 
 def test_cdn_refusing_the_transfer_is_a_clear_error(hub: FakeHub, data_dir: Path) -> None:

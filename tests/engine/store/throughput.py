@@ -6,6 +6,10 @@ The fake Hub runs in a separate process and answers HEAD /resolve with a redirec
 as the real Hub does; curl follows the redirect with -L. Our side resolves through huggingface-hub,
 streams to a .part file, hashes on the fly, verifies the sha256 and renames. Progress callbacks must
 be monotone and end at the file size.
+
+Each of our runs is compared with the curl runs just before and after it, so a machine whose load
+changes during the benchmark skews both sides alike; the median of those paired ratios is the
+figure to quote, next to the load average printed with it.
 """
 
 from __future__ import annotations
@@ -51,18 +55,23 @@ def main() -> None:
         try:
             endpoint = server.stdout.readline().strip()
             url = f"{endpoint}/{REPO}/resolve/main/{NAME}"
+            load_before = os.getloadavg()
             curl_s, ours_s, lib_s, calls = [], [], [], 0
             for _ in range(args.rounds):
                 curl_s.append(_time_curl(url, work / "curl.bin", size))
                 seconds, calls = _time_ours(endpoint, work / "ours.bin", size)
                 ours_s.append(seconds)
                 lib_s.append(_time_library(endpoint, work / "lib", size))
+            curl_s.append(_time_curl(url, work / "curl.bin", size))  # the "after" of the last round
+            load_after = os.getloadavg()
         finally:
             server.stdin.close()
             server.wait(timeout=10)
 
     mb = size / 1e6
     curl_best, ours_best = min(curl_s), min(ours_s)
+    paired = [(curl_s[i] + curl_s[i + 1]) / 2 / ours_s[i] for i in range(args.rounds)]
+    print(f"load average (1/5/15 min): {_load(load_before)} before, {_load(load_after)} after; {os.cpu_count()} CPUs")
     print(f"file: {args.mb} MiB ({mb:.0f} MB) over loopback, {args.rounds} rounds each, best / median")
     print(f"curl -L -o : {mb / curl_best:7.0f} MB/s / {mb / statistics.median(curl_s):7.0f} MB/s")
     print(
@@ -74,6 +83,14 @@ def main() -> None:
         "(the library's own transfer, size check only)"
     )
     print(f"ratio ours/curl (best): {curl_best / ours_best:.2f}")
+    print(
+        f"ratio ours/curl (median of {args.rounds} paired rounds): {statistics.median(paired):.2f}  "
+        f"[{' '.join(f'{r:.2f}' for r in paired)}]"
+    )
+
+
+def _load(avg: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.2f}" for x in avg)
 
 
 def _time_curl(url: str, out: Path, size: int) -> float:
