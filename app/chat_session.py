@@ -200,7 +200,8 @@ class ChatSession(QObject):
         message = self.history.add_message(conv.id, "assistant", "", status="streaming")
         sampler = sampler_from(conv.sampling)
         s = self.settings
-        request = self.engine.start(prompt, s.method, s.method_params(), sampler, s.max_tokens)
+        request = self.engine.start(prompt, s.method, s.method_params(), sampler, s.max_tokens,
+                                    (s.drafter_dir, s.vp_drafter_dir))
         self._answer = _Answer(request, conv.id, message)
         self.messages = self.history.messages(conv.id)
         self.messages[-1] = message

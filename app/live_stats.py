@@ -1,12 +1,14 @@
 """Running statistics of one answer, accumulated from the engine's per-step events (no Qt here).
 
-Also the session's measured cost of a one-token step per model, the t(1) of the speedup estimate.
+Also what a plain (`ar`) step costs on the loaded model, the t(1) of the speedup over `ar`: measured by
+the session's `ar` runs, or estimated from the calibrated verify cost curve or from one-token steps.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from engine.calibrate import CostCurve
 from engine.events import StepStats, count_acceptance
 
 
@@ -16,9 +18,11 @@ class LiveStats:
     emitted: int = 0
     proposed: int = 0
     accepted: int = 0
-    draft_s: float = 0.0
+    draft_s: float = 0.0            # VP rows included, as in the engine's stats
+    vp_s: float = 0.0
     verify_s: float = 0.0
     other_s: float = 0.0
+    nodes_per_step: list[int] = field(default_factory=list)
     tau_per_step: list[int] = field(default_factory=list)
     seconds_per_step: list[float] = field(default_factory=list)
     accept_tries: list[int] = field(default_factory=list)
@@ -31,8 +35,10 @@ class LiveStats:
         self.proposed += step.proposed
         self.accepted += step.accepted
         self.draft_s += step.draft_s
+        self.vp_s += step.vp_s
         self.verify_s += step.verify_s
         self.other_s += step.other_s
+        self.nodes_per_step.append(step.tree_nodes)
         self.tau_per_step.append(step.emitted)
         self.seconds_per_step.append(step.draft_s + step.verify_s + step.other_s)
         count_acceptance(self.accept_tries, self.accept_hits, step.tree)
@@ -78,25 +84,33 @@ class LiveStats:
 
 
 @dataclass
-class SingleStepCost:
-    """Mean wall time of steps that verified one token (ar steps, or lookup steps that found nothing)."""
+class StepCost:
+    """Mean wall time of one-token steps on the loaded model."""
     total_s: float = 0.0
     count: int = 0
 
-    def add(self, step: StepStats) -> None:
+    def add(self, seconds: float, steps: int = 1) -> None:
+        self.total_s += seconds
+        self.count += steps
+
+    def add_if_one_token(self, step: StepStats) -> None:
+        """Steps that verified only their anchor (lookup finding nothing) cost what an `ar` step does."""
         if step.tree_nodes == 1 and step.emitted:
-            self.total_s += step.draft_s + step.verify_s + step.other_s
-            self.count += 1
+            self.add(step.draft_s + step.verify_s + step.other_s)
 
     @property
     def seconds(self) -> float | None:
         return self.total_s / self.count if self.count else None
 
 
-def speedup_estimate(live: LiveStats, single: SingleStepCost) -> float | None:
-    """τ × t(1) / t(n): tokens per pass times how much cheaper a plain step is than this run's steps.
-    None until a one-token step has been timed on this model."""
-    t1 = single.seconds
-    if t1 is None or not live.steps or live.step_s <= 0:
-        return None
-    return live.tau_mean * t1 / (live.step_s / live.steps)
+def t1_from_curve(live: LiveStats, curve: CostCurve) -> float:
+    """The curve's t(1) at this run's pace: its verify passes took verify_s where the curve says
+    Σ t(n); the same factor applies to t(1). That absorbs what calibration did not share with this run
+    (machine load, context length). It prices verifying only, not ar's own per-step work, so the
+    speedup it gives errs low."""
+    return curve.t(1) * live.verify_s / sum(curve.t(n) for n in live.nodes_per_step)
+
+
+def speedup(live: LiveStats, t1: float) -> float:
+    """Plain decoding would have spent one t(1) step per token; this answer spent step_s."""
+    return live.emitted * t1 / live.step_s

@@ -19,7 +19,37 @@ def has_display() -> bool:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="d2sd-desktop", description="Local LLM chat with D2SD speculative decoding.")
     parser.add_argument("--model", metavar="PATH", help="GGUF target model for this session (settings unchanged)")
+    parser.add_argument("--smoke-test", metavar="MODEL", help="check an installed bundle without a window: load "
+                        "MODEL, generate 8 tokens with method ar, print them and exit")
     return parser.parse_args(argv)
+
+
+def smoke_test(model: str) -> int:
+    """Checks an installed bundle without a window: Qt starts (offscreen unless QT_QPA_PLATFORM says
+    otherwise), the window's modules and the drafters' torch import, and the engine the window drives
+    loads `model` and decodes 8 tokens greedily."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    import app.main_window  # noqa: F401
+    import engine.drafters  # noqa: F401
+    from engine.generate import generate
+    from engine.methods import make_method
+    from engine.target import Target, TargetSettings
+
+    from engine.gguf_check import ModelFileError
+    from engine.target import TargetError
+
+    _app = QApplication.instance() or QApplication(sys.argv[:1])
+    try:
+        with Target.load(model, TargetSettings(n_ctx=512)) as target:
+            prompt = target.chat_tokens([{"role": "user", "content": "Say hello."}])
+            *_, done = generate(target, prompt, make_method("ar", target), max_tokens=8)  # Finished comes last
+    except (ModelFileError, TargetError, OSError) as e:
+        print(f"smoke test failed: {e}", file=sys.stderr)
+        return 1
+    print(f"smoke test: {len(done.token_ids)} tokens {done.text!r} (stop: {done.stats.stop_reason})")
+    return 0 if done.token_ids else 1
 
 
 def resolve_model(settings, parent=None) -> str | None:
@@ -42,6 +72,8 @@ def resolve_model(settings, parent=None) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.smoke_test:
+        return smoke_test(args.smoke_test)
     if not has_display():
         print(NO_DISPLAY, file=sys.stderr)
         return 2

@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         s.step.connect(self.tree.show_step)
         s.answer_finished.connect(self.stats.finish)
         s.answer_finished.connect(lambda _stats: self.tree.flush())
-        self.engine.worker.loaded.connect(lambda *_: self.stats.model_changed())
+        self.engine.worker.cost_curve.connect(self.stats.model_changed)
         self.prompt.submitted.connect(self.send)
         self.chat.action.connect(self._on_message_action)
         c = self.conversations

@@ -26,6 +26,8 @@ _METHOD_KWARGS = {"gamma": "gamma", "k": "k", "node_budget": "budget"}
 @dataclass
 class AppSettings:
     model_path: str = ""            # "" means the embedded default target
+    drafter_dir: str = ""           # drafter 1 checkpoint folder; "" means the pair shipped for the target
+    vp_drafter_dir: str = ""        # VP drafter folder beside drafter_dir; "" reuses drafter 1 in its place
     method: str = "ar"
     gamma: int = 16                 # block length (paper default)
     k: int = 4                      # re-anchor rows (paper default)

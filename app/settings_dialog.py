@@ -1,4 +1,4 @@
-"""Edits AppSettings: model file, decoding method and its knobs, llama.cpp resources."""
+"""Edits AppSettings: model file and drafters, decoding method and its knobs, llama.cpp resources."""
 from __future__ import annotations
 
 import os
@@ -19,14 +19,16 @@ class SettingsDialog(QDialog):
 
         self.model_path = QLineEdit(settings.model_path)
         self.model_path.setPlaceholderText("embedded default (Qwen2.5-Coder-1.5B-Instruct Q4_K_M)")
-        browse = QPushButton("Browse…", clicked=self._browse)
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_path, 1)
-        model_row.addWidget(browse)
+        self.drafter_dir = QLineEdit(settings.drafter_dir)
+        self.drafter_dir.setPlaceholderText("the drafter shipped for the model")
+        self.vp_drafter_dir = QLineEdit(settings.vp_drafter_dir)
+        self.vp_drafter_dir.setPlaceholderText("shipped, or drafter 1 reused")
 
+        # whatever engine.methods registers (a list, tuple or dict of names), in its order
+        methods = list(METHODS)
         self.method = QComboBox()
-        self.method.addItems(METHODS)
-        self.method.setCurrentText(settings.method if settings.method in METHODS else METHODS[0])
+        self.method.addItems(methods)
+        self.method.setCurrentText(settings.method if settings.method in methods else methods[0])
         self.gamma = _spin(1, 64, settings.gamma)
         self.k = _spin(1, 16, settings.k)
         self.node_budget = _spin(1, 512, settings.node_budget)
@@ -39,7 +41,10 @@ class SettingsDialog(QDialog):
         self.show_provenance.setChecked(settings.show_provenance)
 
         form = QFormLayout(self)
-        form.addRow("Model file", model_row)
+        form.addRow("Model file", _with_browse(self.model_path, self._browse_model))
+        form.addRow("Drafter 1 folder", _with_browse(self.drafter_dir, lambda: self._browse_folder(self.drafter_dir)))
+        form.addRow("VP drafter folder",
+                    _with_browse(self.vp_drafter_dir, lambda: self._browse_folder(self.vp_drafter_dir)))
         form.addRow("Method", self.method)
         form.addRow("γ block length", self.gamma)
         form.addRow("K re-anchor rows", self.k)
@@ -61,18 +66,31 @@ class SettingsDialog(QDialog):
         for name in ("gamma", "k", "node_budget"):
             getattr(self, name).setEnabled(name in knobs)
 
-    def _browse(self) -> None:
+    def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", self.model_path.text(),
                                               "GGUF models (*.gguf)")
         if path:
             self.model_path.setText(path)
 
+    def _browse_folder(self, field: QLineEdit) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a drafter checkpoint folder", field.text())
+        if path:
+            field.setText(path)
+
     def result_settings(self) -> AppSettings:
         return replace(self._initial, model_path=self.model_path.text().strip(),
+                       drafter_dir=self.drafter_dir.text().strip(), vp_drafter_dir=self.vp_drafter_dir.text().strip(),
                        method=self.method.currentText(), gamma=self.gamma.value(), k=self.k.value(),
                        node_budget=self.node_budget.value(), n_gpu_layers=self.n_gpu_layers.value(),
                        n_threads=self.n_threads.value(), n_ctx=self.n_ctx.value(),
                        max_tokens=self.max_tokens.value(), show_provenance=self.show_provenance.isChecked())
+
+
+def _with_browse(field: QLineEdit, browse) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(field, 1)
+    row.addWidget(QPushButton("Browse…", clicked=browse))
+    return row
 
 
 def _spin(lo: int, hi: int, value: int, step: int = 1) -> QSpinBox:

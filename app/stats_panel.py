@@ -5,7 +5,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from app.live_stats import LiveStats, SingleStepCost, speedup_estimate
+from app.live_stats import LiveStats, StepCost, speedup, t1_from_curve
+from engine.calibrate import CostCurve
 from engine.events import RunStats, StepStats
 
 REFRESH_MS = 200  # redraw cadence: charts at the token rate would eat the CPU the engine needs
@@ -19,7 +20,7 @@ LABELS = {
     "tokens": "Tokens",
     "passes_saved": "Target passes saved",
     "acceptance": "Draft acceptance",
-    "time_split": "Time draft / verify / other",
+    "time_split": "Time draft-1 / VP / verify / other",
     "ttft": "Time to first token",
     "speedup": "Speedup vs ar",
 }
@@ -29,7 +30,11 @@ class StatsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.live = LiveStats()
-        self.single_step = SingleStepCost()   # per loaded model; reset by model_changed()
+        # what an ar step costs on the loaded model (all reset by model_changed): measured by finished
+        # ar runs, else estimated from the calibrated curve, else from other methods' one-token steps
+        self.ar_step = StepCost()
+        self.curve: CostCurve | None = None
+        self.one_token_step = StepCost()
         self.final: RunStats | None = None
         self.labels: dict[str, QLabel] = {}
 
@@ -60,8 +65,11 @@ class StatsPanel(QWidget):
 
         self._timer = QTimer(self, singleShot=True, interval=REFRESH_MS, timeout=self.refresh)
 
-    def model_changed(self) -> None:
-        self.single_step = SingleStepCost()
+    def model_changed(self, curve: CostCurve | None) -> None:
+        """A model was loaded; `curve` is its calibrated verify cost curve, if one was measured."""
+        self.ar_step = StepCost()
+        self.curve = curve
+        self.one_token_step = StepCost()
 
     def begin(self) -> None:
         self.live = LiveStats()
@@ -70,13 +78,15 @@ class StatsPanel(QWidget):
 
     def add_step(self, step: StepStats) -> None:
         self.live.add(step)
-        self.single_step.add(step)
+        self.one_token_step.add_if_one_token(step)
         if not self._timer.isActive():
             self._timer.start()
 
     def finish(self, stats: RunStats) -> None:
         """The engine's run totals replace the live sums (they include prefill and the last flush)."""
         self.final = stats
+        if stats.method == "ar":
+            self.ar_step.add(stats.draft_s + stats.verify_s + stats.other_s, stats.target_passes)
         self._timer.stop()
         self.refresh()
 
@@ -97,8 +107,7 @@ class StatsPanel(QWidget):
         tau_mean = final.tau if final else live.tau_mean
         passes = final.target_passes if final else live.steps
         tokens = final.new_tokens if final else live.emitted
-        draft, verify, other = ((final.draft_s, final.verify_s, final.other_s) if final
-                                else (live.draft_s, live.verify_s, live.other_s))
+        times = final or live   # the engine's totals once the run has finished
         tries, hits = (final.accept_tries, final.accept_hits) if final else (live.accept_tries, live.accept_hits)
         accepted, proposed = (final.accepted, final.proposed) if final else (live.accepted, live.proposed)
         self.labels["tokens_per_s"].setText(f"{now:.1f} / {avg:.1f}")
@@ -107,7 +116,7 @@ class StatsPanel(QWidget):
         self.labels["tokens"].setText(str(tokens))
         self.labels["passes_saved"].setText(str(max(0, tokens - passes)))
         self.labels["acceptance"].setText(_acceptance_text(accepted, proposed))
-        self.labels["time_split"].setText(_split_text(draft, verify, other))
+        self.labels["time_split"].setText(_split_text(times.draft_s, times.vp_s, times.verify_s, times.other_s))
         self.labels["ttft"].setText(f"{final.ttft_s * 1000:.0f} ms" if final else "–")
         self.labels["speedup"].setText(self._speedup_text())
 
@@ -122,12 +131,17 @@ class StatsPanel(QWidget):
         self.accept_plot.getAxis("bottom").setTicks([[(p, str(p)) for p in positions]])
 
     def _speedup_text(self) -> str:
-        if not self.live.steps:
+        live = self.live
+        if not live.steps or live.step_s <= 0:
             return "–"
-        estimate = speedup_estimate(self.live, self.single_step)
-        if estimate is None:
-            return f"≤ {self.live.tau_mean:.2f}× (estimate; run ar once to calibrate)"
-        return f"{estimate:.2f}× (estimate)"
+        if self.ar_step.seconds is not None:
+            return f"{speedup(live, self.ar_step.seconds):.2f}× (measured against this session's ar)"
+        if self.curve is not None:
+            estimate = speedup(live, t1_from_curve(live, self.curve))
+            return f"{estimate:.2f}× (estimate from the calibrated cost curve)"
+        if self.one_token_step.seconds is not None:
+            return f"{speedup(live, self.one_token_step.seconds):.2f}× (estimate from one-token steps)"
+        return f"≤ {live.tau_mean:.2f}× (estimate; run ar once, or d2sd bench to calibrate)"
 
 
 def _plot(title: str, x_label: str) -> pg.PlotWidget:
@@ -143,11 +157,17 @@ def _acceptance_text(hits: int, tries: int) -> str:
     return f"{hits / tries:.0%} ({hits}/{tries})" if tries else "–"
 
 
-def _split_text(draft: float, verify: float, other: float) -> str:
-    total = draft + verify + other
+def _split_text(draft: float, vp: float, verify: float, other: float) -> str:
+    """Drafter 1 (or lookup, or the draft model) / VP rows / verify / other, as times and shares."""
+    parts = (draft - vp, vp, verify, other)
+    total = sum(parts)
     if total <= 0:
         return "–"
-    return f"{draft / total:.0%} / {verify / total:.0%} / {other / total:.0%}"
+    return " / ".join(f"{_duration(s)} ({s / total:.0%})" for s in parts)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _fill_from_saved(labels: dict[str, QLabel], s: dict) -> None:
@@ -158,6 +178,7 @@ def _fill_from_saved(labels: dict[str, QLabel], s: dict) -> None:
     labels["tokens"].setText(str(tokens))
     labels["passes_saved"].setText(str(max(0, tokens - passes)))
     labels["acceptance"].setText(_acceptance_text(s.get("accepted", 0), s.get("proposed", 0)))
-    labels["time_split"].setText(_split_text(s.get("draft_s", 0.0), s.get("verify_s", 0.0), s.get("other_s", 0.0)))
+    labels["time_split"].setText(_split_text(s.get("draft_s", 0.0), s.get("vp_s", 0.0), s.get("verify_s", 0.0),
+                                             s.get("other_s", 0.0)))
     labels["ttft"].setText(f"{s.get('ttft_s', 0.0) * 1000:.0f} ms")
 

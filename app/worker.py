@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from engine.calibrate import CONTEXT_TOKENS, SIZES, CostCurve, cache_key, cache_path
 from engine.events import Finished, StepStats, TextDelta
 from engine.generate import generate
-from engine.methods import make_method
+from engine.methods import DRAFTER_METHODS, make_method
 from engine.target import Target, TargetSettings
 from engine.verify import SamplerSettings
 
@@ -25,6 +27,7 @@ class GenerationRequest:
     method_params: dict
     sampler: SamplerSettings
     max_tokens: int
+    drafters: tuple[str, str]               # drafter 1 and VP folders; "" for the pair shipped with the target
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -37,6 +40,7 @@ class StepView:
 
 
 class EngineWorker(QObject):
+    cost_curve = Signal(object)           # a model loaded: its calibrated CostCurve, or None; before `loaded`
     loaded = Signal(str, str)             # model path, model name
     load_failed = Signal(str, str)        # model path, reason
     text = Signal(int, str, object)       # request id, new text, provenance runs [[n_chars, source]]
@@ -56,6 +60,7 @@ class EngineWorker(QObject):
         except Exception as e:  # any load failure is shown to the user, the app keeps running
             self.load_failed.emit(path, str(e))
             return
+        self.cost_curve.emit(_cached_curve(self._target))
         self.loaded.emit(path, self._target.info.name)
 
     @Slot()
@@ -71,7 +76,7 @@ class EngineWorker(QObject):
             self.failed.emit(request.id, "no model is loaded")
             return
         try:
-            method = make_method(request.method, target, **request.method_params)
+            method = make_method(request.method, target, **request.method_params, **_drafters(request, target))
             prompt = target.chat_tokens(request.messages)
             pieces = target.text_stream()
             last_emitted: list[tuple[str, str]] = []
@@ -91,6 +96,28 @@ class EngineWorker(QObject):
                     self.finished.emit(request.id, event)
         except Exception as e:  # context overflow, bad method parameters, llama.cpp errors
             self.failed.emit(request.id, str(e))
+
+
+def _cached_curve(target) -> CostCurve | None:
+    """The verify cost curve `d2sd bench` calibrated for this model file and settings, if any. The app
+    only reads the cache: measuring would hold the model for a while before the first answer."""
+    key = {**cache_key(target), "sizes": list(SIZES), "context": CONTEXT_TOKENS}  # as calibrate() files it
+    try:
+        curve = CostCurve.read(cache_path(key))
+    except (OSError, ValueError):
+        return None
+    return curve if curve.key == key else None
+
+
+def _drafters(request: GenerationRequest, target) -> dict:
+    """The drafter folders chosen in the settings, loaded for this answer's method."""
+    block, vp = request.drafters
+    if not block or request.method not in DRAFTER_METHODS | {"auto"}:   # auto drafts when it has drafters
+        return {}
+    from engine.drafters.pair import load_pair  # torch: imported only once a drafter is used
+
+    drafter, vp_drafter = load_pair(target.info.path, Path(block), Path(vp) if vp else None)
+    return {"drafter": drafter, "vp_drafter": vp_drafter}
 
 
 class Engine(QObject):
@@ -124,11 +151,11 @@ class Engine(QObject):
         self._load.emit(path, settings)
 
     def start(self, messages: list[dict], method: str, method_params: dict, sampler: SamplerSettings,
-              max_tokens: int) -> GenerationRequest:
+              max_tokens: int, drafters: tuple[str, str]) -> GenerationRequest:
         if self._active is not None:
             raise RuntimeError("a generation is already running")
         self._next_id += 1
-        request = GenerationRequest(self._next_id, messages, method, method_params, sampler, max_tokens)
+        request = GenerationRequest(self._next_id, messages, method, method_params, sampler, max_tokens, drafters)
         self._active = request
         self._run.emit(request)
         return request

@@ -52,7 +52,8 @@ class StepStats:
     proposed: int               # draft tokens in the trie (tree_nodes - 1)
     accepted: int               # draft tokens the target accepted
     emitted: int                # accepted + 1 (the bonus token), or fewer when a stop cut the step
-    draft_s: float
+    draft_s: float              # the whole proposal, VP rows included
+    vp_s: float                 # the part of draft_s spent on VP rows (d2sd); drafter 1 took the rest
     verify_s: float
     other_s: float
     tree: TreeView
@@ -70,7 +71,8 @@ class RunStats:
     ttft_s: float
     total_s: float
     prefill_s: float
-    draft_s: float
+    draft_s: float              # VP rows included, as in StepStats
+    vp_s: float
     verify_s: float
     other_s: float
     stop_reason: str            # "eos" | "stop" | "length" | "cancel" | "context" (the context is full)

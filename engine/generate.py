@@ -30,7 +30,7 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
     text: list[str] = []
     stats = RunStats(method=method.name, prompt_tokens=len(prompt), reused_tokens=reused, new_tokens=0,
                      target_passes=0, proposed=0, accepted=0, ttft_s=0.0, total_s=0.0,
-                     prefill_s=prefill_s, draft_s=0.0, verify_s=0.0, other_s=0.0, stop_reason="")
+                     prefill_s=prefill_s, draft_s=0.0, vp_s=0.0, verify_s=0.0, other_s=0.0, stop_reason="")
     reason = ""
     while not reason:
         if cancel is not None and cancel.is_set():
@@ -39,6 +39,7 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
         t_step = clock()
         trie = method.propose(target.tokens, anchor)
         t_draft = clock()
+        vp_s = getattr(method, "vp_s", 0.0)  # only methods with a VP drafter time their VP rows
         room = target.n_ctx - len(target.tokens)
         if room < 1:
             reason = "context"  # not one more token fits: end the answer, keep what was said
@@ -76,10 +77,11 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
         t_end = clock()
         step = StepStats(step=stats.target_passes, tree_nodes=len(trie), proposed=len(trie) - 1,
                          accepted=len(walk.path) - 1, emitted=len(emitted), draft_s=t_draft - t_step,
-                         verify_s=t_verify - t_draft, other_s=t_end - t_verify,
+                         vp_s=vp_s, verify_s=t_verify - t_draft, other_s=t_end - t_verify,
                          tree=trie.view(walk.path))
         count_acceptance(stats.accept_tries, stats.accept_hits, step.tree)
         stats.draft_s += step.draft_s
+        stats.vp_s += step.vp_s
         stats.verify_s += step.verify_s
         stats.other_s += step.other_s
         yield TextDelta(visible, emitted, provenance)

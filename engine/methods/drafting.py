@@ -8,6 +8,7 @@ not depend on the user's sampler), so the acceptance walk stays lossless at any 
 from __future__ import annotations
 
 import heapq
+import time
 
 import numpy as np
 
@@ -139,6 +140,7 @@ class D2SD(_DrafterMethod):
     """Dual drafters: drafter 1's block, then the VP drafter re-anchored at drafter 1's K likeliest
     rejection points in one batched pass; all rows merged into one trie (DESIGN §2)."""
     name = "d2sd"
+    vp_s = 0.0  # seconds the last propose spent on VP rows: generate() reports it apart from drafter 1
 
     def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None):
         super().__init__(drafter, gamma, budget)
@@ -154,6 +156,7 @@ class D2SD(_DrafterMethod):
         d, c = tokens[0], conf[0]
         trie = Trie.rooted(anchor, self.budget)
         trie.add_row(d[1:], DRAFTER1, c[1:])
+        t_vp = time.perf_counter()
         points = top_boundaries(c[1:], self.k)
         if points:
             rows = np.repeat(block, len(points), axis=0)
@@ -164,4 +167,5 @@ class D2SD(_DrafterMethod):
                 shared = trie.add_row(d[1:i + 1], DRAFTER1, c[1:i + 1])
                 if len(shared) == i:
                     trie.add_row(vp_tokens[r, i + 1:], VP, vp_conf[r, i + 1:], start=shared[-1] if shared else 0)
+        self.vp_s = time.perf_counter() - t_vp
         return trie

@@ -29,6 +29,31 @@ def endless_gguf(tiny_gguf, tmp_path_factory):
 
 
 @pytest.fixture
+def tiny_drafters(endless_gguf, tmp_path):
+    """Folders of two untrained drafters (drafter 1, VP) for the tiny model, as the settings name them.
+    Function-scoped so the shared head is cached in the test's isolated cache folder, not the user's."""
+    import torch
+
+    from engine.drafters import Drafter, DrafterConfig, SharedHead
+
+    head = SharedHead.from_gguf(endless_gguf)
+    config = DrafterConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=16, vocab_size=head.info.n_vocab, block_size=8,
+                           mask_token_id=head.info.n_vocab - 1, target_layer_ids=(0, 1), num_target_layers=3)
+    folders = []
+    for seed, name in ((1, "block"), (2, "vp")):
+        folder = tmp_path / "drafters" / name
+        Drafter.random(config, head, seed=seed, std=0.2).save(folder)
+        folders.append(folder)
+    # Drafters this small gain nothing from torch's worker threads, and on a busy machine their waiting
+    # slows each pass down many times over (24 tokens beside a busy job: 9 s with one thread, 140 s without).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tuple(folders)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def history_path(tmp_path):
     return tmp_path / "history.sqlite3"
 
@@ -71,5 +96,5 @@ def type_and_send(qtbot, window: MainWindow, text: str) -> None:
     qtbot.keyClick(window.prompt, Qt.Key_Return)
 
 
-def wait_idle(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: not window.session.busy, timeout=WAIT_MS)
+def wait_idle(qtbot, window: MainWindow, timeout_ms: int = WAIT_MS) -> None:
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=timeout_ms)

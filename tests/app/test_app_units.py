@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from app.live_stats import LiveStats
+from app.live_stats import LiveStats, speedup, t1_from_curve
 from app.markdown import render_markdown, render_provenance
 from app.settings import AppSettings, load_settings, save_settings
+from app.settings_dialog import SettingsDialog
+from engine.calibrate import CostCurve
 from engine.events import StepStats, TreeView
+from engine.methods import METHODS
 
 
 def test_settings_roundtrip_and_bad_files(tmp_path):
@@ -47,10 +50,22 @@ def test_provenance_rendering_escapes_and_colours():
     assert '<span style="color:#bc4c00">a&lt;</span>b c' in html
 
 
-def _step(parents, accepted, emitted):
+def test_settings_dialog_lists_the_engine_methods(qtbot):
+    dialog = SettingsDialog(AppSettings(method="d2sd", drafter_dir="/d1"))
+    qtbot.addWidget(dialog)
+    items = [dialog.method.itemText(i) for i in range(dialog.method.count())]
+    assert items == list(METHODS)   # whatever engine.methods registers, in its order
+    assert {"auto", "d2sd", "dflash", "ddtree", "ardraft", "lookup", "ar"} <= set(items)
+    assert dialog.method.currentText() == "d2sd"
+    dialog.vp_drafter_dir.setText(" /vp ")
+    chosen = dialog.result_settings()
+    assert (chosen.method, chosen.drafter_dir, chosen.vp_drafter_dir) == ("d2sd", "/d1", "/vp")
+
+
+def _step(parents, accepted, emitted, verify_s=0.02):
     n = len(parents)
     tree = TreeView(list(range(n)), parents, ["target"] + ["drafter1"] * (n - 1), [1.0] * n, accepted)
-    return StepStats(1, n, n - 1, len(accepted) - 1, emitted, 0.01, 0.02, 0.01, tree)
+    return StepStats(1, n, n - 1, len(accepted) - 1, emitted, 0.01, 0.004, verify_s, 0.01, tree)
 
 
 def test_live_stats_acceptance_by_depth():
@@ -63,6 +78,17 @@ def test_live_stats_acceptance_by_depth():
     assert live.accept_hits == [1, 1, 0]
     assert live.tau_mean == 2.0 and live.passes_saved == 2
     assert live.running_tau == [3.0, 2.0]
+
+
+def test_curve_t1_follows_the_runs_verify_pace():
+    curve = CostCurve({1: 0.01, 4: 0.02})
+    live = LiveStats()
+    # two passes of 4 nodes that took twice what the curve says: this machine is at half the curve's pace
+    live.add(_step([-1, 0, 1, 2], [0, 1, 2], 3, verify_s=0.04))
+    live.add(_step([-1, 0, 1, 2], [0, 1, 2, 3], 4, verify_s=0.04))
+    assert t1_from_curve(live, curve) == pytest.approx(0.02)
+    # 7 tokens at 0.02 s each for plain decoding, against 2 × (0.01 + 0.04 + 0.01) s
+    assert speedup(live, 0.02) == pytest.approx(7 * 0.02 / 0.12)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is Linux-only")

@@ -1,21 +1,37 @@
 """The statistics panel and the candidate-tree view against the engine's own run statistics."""
 from __future__ import annotations
 
-from app.live_stats import LiveStats
+import re
+
+import pytest
+
+from app.live_stats import LiveStats, t1_from_curve
 from app.tree_view import token_label
-from engine.events import LOOKUP, TARGET
-from tests.app.conftest import type_and_send, wait_idle
+from engine.calibrate import calibrate
+from engine.events import LOOKUP, TARGET, VP
+from engine.target import Target, TargetSettings
+from tests.app.conftest import WAIT_MS, type_and_send, wait_idle
+
+
+def _run(qtbot, window, text="the list the list the list", timeout_ms=WAIT_MS):
+    steps, finished = [], []
+    window.session.step.connect(steps.append)
+    window.session.answer_finished.connect(finished.append)
+    type_and_send(qtbot, window, text)
+    wait_idle(qtbot, window, timeout_ms)
+    return steps, finished[0]
 
 
 def _run_lookup(qtbot, window, settings):
     settings.method = "lookup"
     settings.max_tokens = 200
-    steps, finished = [], []
-    window.session.step.connect(steps.append)
-    window.session.answer_finished.connect(finished.append)
-    type_and_send(qtbot, window, "the list the list the list")
-    wait_idle(qtbot, window)
-    return steps, finished[0]
+    return _run(qtbot, window)
+
+
+def _shown_seconds(split: str) -> list[tuple[float, float]]:
+    """The panel's time split read back: (seconds, display resolution) per part."""
+    return [(float(v) / 1000, 5e-5) if unit == "ms" else (float(v), 5e-3)
+            for v, unit in re.findall(r"([\d.]+) (ms|s) \(\d+%\)", split)]
 
 
 def test_stats_panel_matches_run_stats(qtbot, window, settings):
@@ -72,9 +88,52 @@ def test_provenance_colouring(qtbot, window, settings):
     assert not window.settings.show_provenance
 
 
-def test_speedup_estimate_uses_timed_single_token_steps(qtbot, window, settings):
-    settings.max_tokens = 30
-    type_and_send(qtbot, window, "warm up with ar")
-    wait_idle(qtbot, window)
-    assert window.stats.single_step.seconds is not None
-    assert window.stats.labels["speedup"].text() == "1.00× (estimate)"
+def test_time_split_draft1_vp_verify_other_matches_run_stats(qtbot, window, settings, tiny_drafters):
+    settings.method, settings.gamma, settings.k, settings.max_tokens = "d2sd", 8, 3, 24
+    settings.drafter_dir, settings.vp_drafter_dir = map(str, tiny_drafters)
+    steps, run = _run(qtbot, window, timeout_ms=4 * WAIT_MS)   # the worker loads both drafters first
+    assert any(VP in view.stats.tree.sources for view in steps), "d2sd merged VP rows into its tries"
+    assert 0 < run.vp_s < run.draft_s
+
+    live: LiveStats = window.stats.live
+    assert (live.draft_s, live.vp_s, live.verify_s, live.other_s) == pytest.approx(
+        (run.draft_s, run.vp_s, run.verify_s, run.other_s))
+    split = window.stats.labels["time_split"].text()
+    shown = _shown_seconds(split)
+    engine = [run.draft_s - run.vp_s, run.vp_s, run.verify_s, run.other_s]   # draft-1 / VP / verify / other
+    assert len(shown) == 4
+    for (seconds, resolution), expected in zip(shown, engine):
+        assert seconds == pytest.approx(expected, abs=resolution)
+    assert sum(s for s, _ in shown) == pytest.approx(run.draft_s + run.verify_s + run.other_s,
+                                                     abs=sum(r for _, r in shown))
+
+    saved = window.session.messages[-1].stats
+    assert saved["vp_s"] == run.vp_s
+    window.stats.show_saved(saved)
+    assert window.stats.labels["time_split"].text() == split
+
+
+def test_speedup_is_an_estimate_from_the_calibrated_cost_curve(qtbot, open_window, settings, endless_gguf,
+                                                              tmp_path, monkeypatch):
+    monkeypatch.setenv("D2SD_CACHE_DIR", str(tmp_path / "cache"))   # this test's curve, no other test's
+    with Target.load(endless_gguf, TargetSettings(n_ctx=512, n_threads=settings.n_threads,
+                                                  n_gpu_layers=settings.n_gpu_layers)) as target:
+        curve = calibrate(target, repeats=1)
+    window = open_window()
+    assert window.stats.curve == curve
+
+    _run_lookup(qtbot, window, settings)
+    live = window.stats.live
+    expected = live.emitted * t1_from_curve(live, curve) / live.step_s
+    assert window.stats.labels["speedup"].text() == f"{expected:.2f}× (estimate from the calibrated cost curve)"
+
+    settings.method, settings.max_tokens = "ar", 30
+    _run(qtbot, window, "now measure ar")
+    assert window.stats.labels["speedup"].text() == "1.00× (measured against this session's ar)"
+
+
+def test_speedup_without_a_curve_estimates_from_one_token_steps(qtbot, window, settings):
+    _run_lookup(qtbot, window, settings)
+    assert window.stats.curve is None
+    assert window.stats.one_token_step.count > 0, "lookup found nothing to draft on some steps"
+    assert window.stats.labels["speedup"].text().endswith("× (estimate from one-token steps)")
