@@ -25,7 +25,7 @@ test: $(STAMP)
 # fresh checkout or `git clean` keeps it) and a second run only checks the version stamp. Static binaries, so the
 # sources and build tree are dropped once they are copied out. Jobs: $CMAKE_BUILD_PARALLEL_LEVEL, else all cores.
 ANCHORS_DIR = $(shell $(PY) -c 'from engine.paths import cache_dir; print(cache_dir() / "anchors")')
-LLAMA_CPP_PY_VERSION = $(shell $(PY) -c 'import llama_cpp; print(llama_cpp.__version__)')
+LLAMA_CPP_PY_VERSION = $(shell $(PY) -c 'from importlib.metadata import version; print(version("llama_cpp_python"))')
 
 .PHONY: anchors
 # Not a prerequisite on $(STAMP): an edit to pyproject.toml need not reinstall the venv to build these.

@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--project", metavar="COSTS.json",
                    help="cost curve t(n) of another device: print the speedup each method would reach there")
     b.add_argument("--results", metavar="RESULTS.json", help="with --project: re-project a saved run, run nothing")
+    b.add_argument("--anchors", action="store_true",
+                   help="also run llama.cpp's own llama-completion and llama-speculative-simple (make anchors)")
     t = sub.add_parser("train", help="distil drafter 1 and the VP drafter for a target (resumable)")
     t.add_argument("--target", help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
     t.add_argument("--out", required=True, help="folder for block/, vp/ and MODEL_CARD.md")

@@ -3,11 +3,12 @@ and optionally project the measured acceptance onto another device's cost curve.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from engine.bench import machine, plots, prompts as prompt_sets
+from engine.bench import anchors as llama_anchors, machine, plots, prompts as prompt_sets
 from engine.bench.harness import Mode, Run, run_bench
 from engine.bench.projection import project, table
 from engine.bench.report import markdown, write_json
@@ -58,6 +59,12 @@ def run(a) -> int:
     bench_modes = modes(a)
     prompt_list = prompt_sets.load(a.prompts, a.n)
     curve_there = CostCurve.read(a.project) if a.project else None
+    found = None
+    if a.anchors:
+        # Checked before anything loads: a missing build is one line, not a failure after the whole run.
+        found = llama_anchors.find()
+        if "greedy" not in [m.name for m in bench_modes]:
+            raise ValueError("--anchors measures greedy decoding: use --sampling greedy or both")
 
     import engine.methods
     from engine.store.embedded import ensure
@@ -86,13 +93,21 @@ def run(a) -> int:
                 _say("calibrating the verify cost curve (cached per model and settings) ...")
                 curve = calibrate(target, repeats=a.repeats, use_cache=not a.recalibrate)
             _say(f"{len(prompt_list)} prompts × {len(methods)} methods × {len(bench_modes)} modes")
-            res = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress)
+            anchor_runs, notes, after = [], [], None
+            if found:
+                after = _anchor_step(found, a, target, path, methods, anchor_runs, notes)
+            res = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
+                            after_prompt=after)
         finally:
             for m in methods.values():
                 if hasattr(m, "close"):
                     m.close()
     meta["load_average_end"] = machine.load_average()
     summaries = summarize(res)
+    if found:
+        ar = next((s for s in summaries if s.method == "ar" and s.mode == "greedy"), None)
+        meta["anchors"] = llama_anchors.record(
+            found, anchor_runs, llama_anchors.summarize(anchor_runs, ar.tokens_per_s if ar else None), notes)
     write_json(out / "results.json", meta, res, summaries, curve)
     text = markdown(meta, summaries, curve)
     (out / "results.md").write_text(text)
@@ -117,6 +132,47 @@ def _project_saved(a) -> int:
     there = CostCurve.read(a.project)
     print(table(project(summaries, there, here), there))
     return 0
+
+
+def _anchor_step(found, a, target, model: Path, methods: dict, runs: list, notes: list[str]):
+    """The per-prompt callback running llama.cpp's programs. llama-speculative-simple drafts with our
+    ardraft's model, γ and p_min when ardraft is in the run (like for like), else with the embedded 0.5B
+    draft at llama.cpp's defaults when the target is the embedded one; another target without ardraft
+    has no known draft partner, so only llama-completion runs."""
+    from engine.store.embedded import DEFAULT_DRAFT, DEFAULT_TARGET, EmbeddedModelError, ensure
+
+    threads = a.threads or os.cpu_count()
+    timeout_s = 120 + 10 * a.max_tokens  # a loaded CPU at ~1 tok/s still finishes; a hang does not stall the run
+    if note := llama_anchors.stale_note(found):
+        notes.append(note)
+    ardraft = next((m for m in methods.values() if isinstance(m, ARDraft)), None)
+    draft, draft_max, p_min = None, None, None
+    if ardraft is not None:
+        draft, draft_max, p_min = Path(ardraft.draft.info.path), ardraft.gamma, ardraft.p_min
+    elif Path(model).resolve() == DEFAULT_TARGET.path().resolve():
+        try:
+            draft = ensure(DEFAULT_DRAFT)
+        except EmbeddedModelError as e:
+            notes.append(f"{llama_anchors.SPECULATIVE} skipped: {e}")
+    else:
+        notes.append(f"{llama_anchors.SPECULATIVE} skipped: no draft model known for this target "
+                     "(list ardraft:draft_model=PATH to give one)")
+    for note in notes:
+        _say(note)
+
+    def step(prompt) -> None:
+        text = prompt.text(target)
+        jobs = [(llama_anchors.PLAIN,
+                 llama_anchors.plain_argv(found, model, text, a.max_tokens, a.ctx, threads))]
+        if draft is not None:
+            jobs.append((llama_anchors.SPECULATIVE, llama_anchors.speculative_argv(
+                found, model, draft, text, a.max_tokens, a.ctx, threads, draft_max, p_min)))
+        for anchor, argv in jobs:
+            r = llama_anchors.measure(anchor, argv, prompt.id, text, timeout_s)
+            runs.append(r)
+            _say(f"{r.prompt:>16} greedy {anchor:<20} {r.measure.tokens:4d} tok "
+                 f"{r.measure.tokens_per_s:6.2f} tok/s (llama.cpp, external)")
+    return step
 
 
 def _progress(r: Run) -> None:

@@ -54,8 +54,10 @@ def run_one(target, tokens: list[int], method, label: str, prompt_id: str, mode:
 
 
 def run_bench(target, methods: dict, prompts, modes: list[Mode], max_tokens: int,
-              progress: Callable[[Run], None] | None = None) -> Results:
-    """`methods`: label -> Method, built once and reused across prompts."""
+              progress: Callable[[Run], None] | None = None,
+              after_prompt: Callable[[object], None] | None = None) -> Results:
+    """`methods`: label -> Method, built once and reused across prompts. `after_prompt(prompt)` runs once
+    each prompt is done in every mode (external programs on the same prompt, under the same drift)."""
     res = Results(methods=list(methods), modes=[m.name for m in modes])
     labels = list(methods)
     for i, prompt in enumerate(prompts):
@@ -73,6 +75,8 @@ def run_bench(target, methods: dict, prompts, modes: list[Mode], max_tokens: int
                 res.runs.append(r)
                 if progress:
                     progress(r)
+        if after_prompt:
+            after_prompt(prompt)
     return res
 
 

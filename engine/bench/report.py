@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from engine.bench.anchors import PLAIN
 from engine.bench.harness import Results
 from engine.bench.summary import Summary
 from engine.calibrate import CostCurve
@@ -36,6 +37,9 @@ def markdown(meta: dict, summaries: list[Summary], curve: CostCurve | None) -> s
         split = " / ".join(f"{x / total:.0%}" for x in (s.draft_s, s.verify_s, s.other_s)) if total else "–"
         lines.append(f"| {s.method} | {s.mode} | {s.tokens_per_s:.2f} | {speed} | {s.tau:.2f} | "
                      f"{s.acceptance:.2f} | {depth} | {same} | {s.ttft_median_s * 1000:.0f} ms | {split} |")
+    anchors = meta.get("anchors")
+    if anchors:
+        lines += _anchor_rows(anchors)
     if curve is not None:
         ns = sorted(curve.seconds)
         lines += ["", "Verify cost t(n) (chain of n nodes, median):", "",
@@ -50,6 +54,24 @@ def markdown(meta: dict, summaries: list[Summary], curve: CostCurve | None) -> s
                   "near-tie tokens, after which the texts are different contexts):"]
         lines += [f"- {s.method} ({s.mode}): {sorted(s.divergences)}" for s in divergent]
     return "\n".join(lines) + "\n"
+
+
+def _anchor_rows(anchors: dict) -> list[str]:
+    """Rows for llama.cpp's own programs in the table above, then what they were and how they relate."""
+    rows = []
+    for s in anchors["summary"]:
+        speed = f"{s['speedup_vs_ar']:.2f}×" if s["speedup_vs_ar"] is not None else "–"
+        accept = f"{s['acceptance']:.2f}" if s["acceptance"] is not None else "–"
+        rows.append(f"| {s['anchor']} (llama.cpp) | greedy | {s['tokens_per_s']:.2f} | {speed} | – | {accept} "
+                    f"| – | – | – | – |")
+    rows += ["", f"llama.cpp rows: llama.cpp's own programs built from the llama.cpp vendored in llama-cpp-python "
+             f"{anchors['built_from_llama_cpp_python']}, run on the same prompts right after ours, greedy, with the "
+             "chat-templated prompt text passed through -p; their decode tokens/s (prompt processing excluded)."]
+    for s in anchors["summary"]:
+        if s["anchor"] != PLAIN and s["vs_llama_plain"] is not None:
+            rows.append(f"{s['anchor']} ran at {s['vs_llama_plain']:.2f}× {PLAIN}.")
+    rows += [f"Note: {n}" for n in anchors["notes"]]
+    return rows
 
 
 def _load(load) -> str:
