@@ -58,17 +58,7 @@ class Drafter:
                device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                vocab: DraftVocab | None = None, std: float = 0.02) -> "Drafter":
         """Untrained weights (N(0, std) matrices, unit norms): for tests and as a training start."""
-        model = DFlashModel(config)
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name.endswith("norm.weight"):
-                    param.fill_(1.0)
-                elif name.endswith(".bias"):
-                    param.zero_()
-                else:
-                    param.normal_(0.0, std, generator=gen)
-        return cls(model, head, device=device, dtype=dtype, vocab=vocab)
+        return cls(DFlashModel.untrained(config, seed, std), head, device=device, dtype=dtype, vocab=vocab)
 
     def save(self, folder: Path, dtype: torch.dtype | None = None) -> None:
         """Write config.json + model.safetensors (+ draft_vocab.safetensors) in `dtype` (default: as run)."""

@@ -123,6 +123,21 @@ class DFlashModel(nn.Module):
         self.fc = nn.Linear(config.feature_size, config.hidden_size, bias=False)
         self.hidden_norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
+    @classmethod
+    def untrained(cls, config: DrafterConfig, seed: int = 0, std: float = 0.02) -> "DFlashModel":
+        """N(0, std) matrices, unit norms, zero biases: for tests and as a training start."""
+        model = cls(config)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("norm.weight"):
+                    param.fill_(1.0)
+                elif name.endswith(".bias"):
+                    param.zero_()
+                else:
+                    param.normal_(0.0, std, generator=gen)
+        return model
+
     def rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         return rope_tables(positions, self.config.head_dim, self.config.rope_theta, dtype)
 

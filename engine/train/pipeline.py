@@ -77,18 +77,6 @@ def count_vocab(ds: data_stage.Dataset, samples: list[int], n_vocab: int) -> np.
     return counts
 
 
-def _new_model(config: DrafterConfig, seed: int) -> DFlashModel:
-    torch.manual_seed(seed)
-    model = DFlashModel(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.fill_(1.0)
-            else:
-                p.normal_(0.0, 0.02)
-    return model
-
-
 def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, prompts: list[str] | None = None,
         n_threads: int | None = None, log=print) -> dict | None:
     """Run or continue the stages; returns the evaluation when everything is done, None when the
@@ -140,14 +128,14 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     frozen = Frozen(embedding, output, vocab, config, recipe.stored_layers())
 
     common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed)
-    block = _new_model(config, recipe.seed)
+    block = DFlashModel.untrained(config, recipe.seed)
     t = time.time()
     steps, block_log = train(block, frozen, ds, train_ids, work / "block",
                              TrainSettings("block", recipe.block_steps, **common), stop=out_of_time, log=log)
     spent("block", t)
     if steps < recipe.block_steps:
         return None
-    vp = _new_model(config, recipe.seed)
+    vp = DFlashModel.untrained(config, recipe.seed)
     vp_dir = work / "vp"
     if not (vp_dir / "state.json").exists():
         vp.load_state_dict(block.state_dict())

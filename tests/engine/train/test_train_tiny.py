@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from engine.drafters import Drafter, SharedHead
+from engine.drafters.model import DFlashModel
 from engine.train import data as data_stage
 from engine.train.pipeline import Recipe, count_vocab, drafter_config, run, work_dir
 from engine.train.trainer import Frozen, TrainSettings, heldout, train
@@ -70,12 +71,10 @@ def _setup(tiny_gguf, folder):
 
 
 def test_training_resumes_to_the_same_weights_and_a_kill_loses_at_most_one_interval(tiny_data, tiny_gguf, tmp_path):
-    from engine.train.pipeline import _new_model
-
     ds, config, frozen = _setup(tiny_gguf, tiny_data[0])
     samples, _ = heldout(ds)
     settings = TrainSettings("block", steps=8, anchors_per_step=4, checkpoint_every=3, warmup=2)
-    straight = _new_model(config, 0)
+    straight = DFlashModel.untrained(config, 0)
     train(straight, frozen, ds, samples, tmp_path / "a", settings, log=lambda m: None)
 
     calls = {"n": 0}
@@ -86,11 +85,11 @@ def test_training_resumes_to_the_same_weights_and_a_kill_loses_at_most_one_inter
             raise KeyboardInterrupt  # like a kill: no final save
         return False
 
-    resumed = _new_model(config, 0)
+    resumed = DFlashModel.untrained(config, 0)
     with pytest.raises(KeyboardInterrupt):
         train(resumed, frozen, ds, samples, tmp_path / "b", settings, stop=killed_after_five, log=lambda m: None)
     assert json.loads((tmp_path / "b" / "state.json").read_text())["step"] == 3  # steps 4..5 lost, < one interval
-    resumed = _new_model(config, 0)
+    resumed = DFlashModel.untrained(config, 0)
     step, history = train(resumed, frozen, ds, samples, tmp_path / "b", settings, log=lambda m: None)
     assert step == 8 and history
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
@@ -98,12 +97,11 @@ def test_training_resumes_to_the_same_weights_and_a_kill_loses_at_most_one_inter
 
 
 def test_vp_training_changes_weights_and_lowers_loss(tiny_data, tiny_gguf, tmp_path):
-    from engine.train.pipeline import _new_model
     from engine.train.trainer import row_loss, step_rows
 
     ds, config, frozen = _setup(tiny_gguf, tiny_data[0])
     samples, _ = heldout(ds)
-    model = _new_model(config, 0)
+    model = DFlashModel.untrained(config, 0)
     settings = TrainSettings("vp", steps=30, anchors_per_step=8, lr=3e-3, warmup=2, checkpoint_every=100)
     longest = max(samples, key=lambda i: len(ds.sample(i)[0]) - ds.sample(i)[1])
     tokens, n_prompt, feats = ds.sample(longest)
