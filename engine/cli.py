@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-calibrate", action="store_true", help="skip the verify cost curve")
     b.add_argument("--recalibrate", action="store_true", help="measure the cost curve again, ignoring the cache")
     b.add_argument("--out", help="output folder (default bench-results/<time>)")
+    b.add_argument("--resume", action="store_true",
+                   help="continue the stopped run in --out (same settings): finished prompts are kept")
     b.add_argument("--project", metavar="COSTS.json",
                    help="cost curve t(n) of another device: print the speedup each method would reach there")
     b.add_argument("--results", metavar="RESULTS.json", help="with --project: re-project a saved run, run nothing")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.bench import anchors as llama_anchors, machine, plots, prompts as prompt_sets
 from engine.bench.harness import Mode, Run, run_bench
+from engine.bench.journal import Journal
 from engine.bench.projection import project, table
 from engine.bench.report import markdown, write_json
 from engine.bench.summary import Summary, summarize
@@ -70,6 +71,8 @@ def run(a) -> int:
     from engine.store.embedded import ensure
     from engine.target import Target, TargetSettings
 
+    if a.resume and not a.out:
+        raise ValueError("--resume continues the run in --out DIR: name the folder")
     out = Path(a.out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     meta = {"machine": machine.describe(a.threads), "max_tokens": a.max_tokens,
@@ -77,6 +80,12 @@ def run(a) -> int:
             "sampling": {m.name: m.sampler.__dict__ for m in bench_modes}}
     path = Path(a.model) if a.model else ensure()
     meta["target"] = machine.model_record(path)
+    journal = Journal(out, {"methods": a.methods, "prompts": meta["prompts"], "max_tokens": a.max_tokens,
+                            "sampling": meta["sampling"], "target_sha256": meta["target"]["sha256"],
+                            "anchors": bool(a.anchors), "threads": a.threads, "ctx": a.ctx},
+                      resume=a.resume)
+    if journal.done:
+        _say(f"resuming {out}: {len(journal.done)} of {len(prompt_list)} prompts already done")
     settings = TargetSettings(n_ctx=a.ctx, n_threads=a.threads, n_gpu_layers=a.gpu_layers)
     with Target.load(path, settings) as target:
         methods = {}
@@ -93,11 +102,16 @@ def run(a) -> int:
                 _say("calibrating the verify cost curve (cached per model and settings) ...")
                 curve = calibrate(target, repeats=a.repeats, use_cache=not a.recalibrate)
             _say(f"{len(prompt_list)} prompts × {len(methods)} methods × {len(bench_modes)} modes")
-            anchor_runs, notes, after = [], [], None
-            if found:
-                after = _anchor_step(found, a, target, path, methods, anchor_runs, notes)
+            notes = []
+            anchor_step = _anchor_step(found, a, target, path, methods, notes) if found else None
+
+            def after(prompt, runs) -> None:
+                journal.add(prompt.id, runs, anchor_step(prompt) if anchor_step else [])
+
             res = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
-                            after_prompt=after)
+                            after_prompt=after, done=frozenset(journal.done))
+            res.runs = journal.runs  # with the prompts of earlier, resumed sessions
+            anchor_runs = journal.anchor_runs
         finally:
             for m in methods.values():
                 if hasattr(m, "close"):
@@ -134,7 +148,7 @@ def _project_saved(a) -> int:
     return 0
 
 
-def _anchor_step(found, a, target, model: Path, methods: dict, runs: list, notes: list[str]):
+def _anchor_step(found, a, target, model: Path, methods: dict, notes: list[str]):
     """The per-prompt callback running llama.cpp's programs. llama-speculative-simple drafts with our
     ardraft's model, γ and p_min when ardraft is in the run (like for like), else with the embedded 0.5B
     draft at llama.cpp's defaults when the target is the embedded one; another target without ardraft
@@ -160,18 +174,18 @@ def _anchor_step(found, a, target, model: Path, methods: dict, runs: list, notes
     for note in notes:
         _say(note)
 
-    def step(prompt) -> None:
+    def step(prompt) -> list[llama_anchors.AnchorRun]:
         text = prompt.text(target)
         jobs = [(llama_anchors.PLAIN,
                  llama_anchors.plain_argv(found, model, text, a.max_tokens, a.ctx, threads))]
         if draft is not None:
             jobs.append((llama_anchors.SPECULATIVE, llama_anchors.speculative_argv(
                 found, model, draft, text, a.max_tokens, a.ctx, threads, draft_max, p_min)))
-        for anchor, argv in jobs:
-            r = llama_anchors.measure(anchor, argv, prompt.id, text, timeout_s)
-            runs.append(r)
-            _say(f"{r.prompt:>16} greedy {anchor:<20} {r.measure.tokens:4d} tok "
+        runs = [llama_anchors.measure(anchor, argv, prompt.id, text, timeout_s) for anchor, argv in jobs]
+        for r in runs:
+            _say(f"{r.prompt:>16} greedy {r.anchor:<20} {r.measure.tokens:4d} tok "
                  f"{r.measure.tokens_per_s:6.2f} tok/s (llama.cpp, external)")
+        return runs
     return step
 
 

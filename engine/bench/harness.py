@@ -55,12 +55,18 @@ def run_one(target, tokens: list[int], method, label: str, prompt_id: str, mode:
 
 def run_bench(target, methods: dict, prompts, modes: list[Mode], max_tokens: int,
               progress: Callable[[Run], None] | None = None,
-              after_prompt: Callable[[object], None] | None = None) -> Results:
-    """`methods`: label -> Method, built once and reused across prompts. `after_prompt(prompt)` runs once
-    each prompt is done in every mode (external programs on the same prompt, under the same drift)."""
+              after_prompt: Callable[[object, list[Run]], None] | None = None,
+              done: frozenset[str] = frozenset()) -> Results:
+    """`methods`: label -> Method, built once and reused across prompts. `after_prompt(prompt, runs)` runs
+    once each prompt is done in every mode (external programs on the same prompt, under the same drift;
+    the journal). Prompts whose id is in `done` are skipped; the others keep their place in the
+    rotation and their sampling seeds, so a resumed run makes the runs an uninterrupted one would."""
     res = Results(methods=list(methods), modes=[m.name for m in modes])
     labels = list(methods)
     for i, prompt in enumerate(prompts):
+        if prompt.id in done:
+            continue
+        first = len(res.runs)
         tokens = prompt.tokens(target)
         for mode in modes:
             sampler = mode.sampler
@@ -76,7 +82,7 @@ def run_bench(target, methods: dict, prompts, modes: list[Mode], max_tokens: int
                 if progress:
                     progress(r)
         if after_prompt:
-            after_prompt(prompt)
+            after_prompt(prompt, res.runs[first:])
     return res
 
 

