@@ -80,12 +80,6 @@ def run(a) -> int:
             "sampling": {m.name: m.sampler.__dict__ for m in bench_modes}}
     path = Path(a.model) if a.model else ensure()
     meta["target"] = machine.model_record(path)
-    journal = Journal(out, {"methods": a.methods, "prompts": meta["prompts"], "max_tokens": a.max_tokens,
-                            "sampling": meta["sampling"], "target_sha256": meta["target"]["sha256"],
-                            "anchors": bool(a.anchors), "threads": a.threads, "ctx": a.ctx},
-                      resume=a.resume)
-    if journal.done:
-        _say(f"resuming {out}: {len(journal.done)} of {len(prompt_list)} prompts already done")
     settings = TargetSettings(n_ctx=a.ctx, n_threads=a.threads, n_gpu_layers=a.gpu_layers)
     with Target.load(path, settings) as target:
         methods = {}
@@ -97,6 +91,15 @@ def run(a) -> int:
                     raise ValueError(f"method {label!r}: {e}") from e
             meta["drafts"] = {label: machine.model_record(m.draft.info.path)
                               for label, m in methods.items() if isinstance(m, ARDraft)}
+            meta["drafters"] = {label: record for label, m in methods.items()
+                                if (record := machine.drafter_record(m))}
+            journal = Journal(out, {"methods": a.methods, "prompts": meta["prompts"], "max_tokens": a.max_tokens,
+                                    "sampling": meta["sampling"], "target_sha256": meta["target"]["sha256"],
+                                    "drafters": meta["drafters"], "drafts": meta["drafts"],
+                                    "anchors": bool(a.anchors), "threads": a.threads, "ctx": a.ctx},
+                              resume=a.resume)
+            if journal.done:
+                _say(f"resuming {out}: {len(journal.done)} of {len(prompt_list)} prompts already done")
             curve = None
             if not a.no_calibrate:
                 _say("calibrating the verify cost curve (cached per model and settings) ...")

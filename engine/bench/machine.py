@@ -26,6 +26,16 @@ def model_record(path: Path) -> dict:
     return {"path": str(path), "size": path.stat().st_size, "sha256": sha256_cached(path)}
 
 
+def drafter_record(method) -> dict:
+    """The checkpoint files behind a method's drafters ({} for a method without any)."""
+    out = {}
+    for role, attr in (("block", "drafter"), ("vp", "vp")):
+        drafter = getattr(method, attr, None)
+        if drafter is not None and drafter.folder is not None:
+            out[role] = model_record(drafter.folder / "model.safetensors")
+    return out
+
+
 def sha256_cached(path: Path) -> str:
     """Hashing a 1 GB file takes seconds; the digest is kept per (path, size, mtime)."""
     st = path.stat()

@@ -39,6 +39,7 @@ class Drafter:
         self._embedding, output = head.weights(self.device, self.dtype)
         self._vocab_ids = None if vocab is None else torch.as_tensor(vocab.ids, device=self.device)
         self._output = output if vocab is None else output[self._vocab_ids]
+        self.folder: Path | None = None  # the checkpoint folder it was loaded from (for run records)
         self.reset()
 
     @classmethod
@@ -51,7 +52,9 @@ class Drafter:
             model = DFlashModel(config)
         check_weights(model.state_dict(), weights)
         model.load_state_dict(weights, assign=True)
-        return cls(model, head, device=device, dtype=dtype, vocab=saved_vocab if vocab is None else vocab)
+        drafter = cls(model, head, device=device, dtype=dtype, vocab=saved_vocab if vocab is None else vocab)
+        drafter.folder = Path(folder)
+        return drafter
 
     @classmethod
     def random(cls, config: DrafterConfig, head: SharedHead, seed: int = 0, *,

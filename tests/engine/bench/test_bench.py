@@ -123,3 +123,21 @@ def test_bench_resumes_from_its_journal(tiny_gguf, prompt_file, tmp_path, capsys
     kept = json.loads(first)["runs"]
     assert [r["stats"] for r in doc["runs"][:4]] == [r["stats"] for r in kept]  # not run again: same timings
     assert len(journal.read_text().splitlines()) == 3
+
+
+def test_runs_record_which_drafter_files_they_used(tmp_path):
+    from engine.bench.machine import drafter_record
+    from engine.store.embedded import sha256_file
+    from engine.drafters import Drafter
+    from engine.methods import D2SD, Plain
+    from tests.engine.drafters.drafter_helpers import small_config, small_head
+
+    head = small_head()
+    for name, seed in (("block", 1), ("vp", 2)):
+        Drafter.random(small_config(), head, seed=seed).save(tmp_path / name)
+    block, vp = (Drafter.load(tmp_path / name, head) for name in ("block", "vp"))
+    got = drafter_record(D2SD(block, vp, 8, 2, None))
+    assert got["block"]["sha256"] == sha256_file(tmp_path / "block" / "model.safetensors")
+    assert got["vp"]["sha256"] == sha256_file(tmp_path / "vp" / "model.safetensors") != got["block"]["sha256"]
+    assert drafter_record(D2SD(block, None, 8, 2, None))["vp"] == got["block"]  # drafter 1 reused as VP
+    assert drafter_record(Plain()) == {}
