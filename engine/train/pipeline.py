@@ -28,7 +28,8 @@ from engine.paths import cache_dir
 from engine.train import data as data_stage
 from engine.train.evaluate import acceptance
 from engine.train.model_card import write_model_card
-from engine.train.trainer import Frozen, TrainSettings, heldout, train
+from engine.train.trainer import (Frozen, TrainSettings, export_weights, feature_columns, feature_scale,
+                                  heldout, train)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Recipe:
     vp_steps: int = 600
     anchors_per_step: int = 48
     lr: float = 1e-3
+    scale_features: bool = True                 # train on features divided by their channel RMS
     slots: int = 16
     max_new: int = 320
     seed: int = 0
@@ -125,7 +127,9 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     vocab = DraftVocab.from_counts(counts, min(recipe.vocab_size, int((counts > 0).sum())))
     record["vocab"] = {"size": len(vocab), "answer_coverage": round(float(counts[vocab.ids].sum() / counts.sum()), 4)}
     embedding, output = head.weights(torch.device("cpu"), torch.float32)
-    frozen = Frozen(embedding, output, vocab, config, recipe.stored_layers())
+    columns = feature_columns(config, recipe.stored_layers())
+    scale = feature_scale(ds, train_ids, columns, seed=recipe.seed) if recipe.scale_features else None
+    frozen = Frozen(embedding, output, vocab, config, recipe.stored_layers(), scale)
 
     common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed)
     block = DFlashModel.untrained(config, recipe.seed)
@@ -159,8 +163,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     record["command"] = " ".join(shlex.quote(a) for a in ["d2sd", *sys.argv[1:]]) if sys.argv else ""
     record_path.write_text(json.dumps(record, indent=1))
     for name, model in (("block", block), ("vp", vp)):
-        weights = {k: v.detach().to(torch.float16) for k, v in model.state_dict().items()}
-        write_checkpoint(out / name, config, weights, vocab)
+        write_checkpoint(out / name, config, export_weights(model, frozen), vocab)
     write_model_card(out / "MODEL_CARD.md", target.name, sha, record)
     log(f"[train] done in {(time.time() - started) / 60:.1f} min this run: "
         f"held-out tau dflash {evaluation['d2sd']['tau_dflash']:.2f}, d2sd {evaluation['d2sd']['tau_d2sd']:.2f}")

@@ -53,26 +53,55 @@ class TrainSettings:
             raise ValueError(f"objective must be 'block' or 'vp', got {self.objective!r}")
 
 
+def feature_columns(config: DrafterConfig, data_layers: tuple[int, ...]) -> np.ndarray:
+    """Which columns of the stored features (layers `data_layers` side by side) are the drafter's."""
+    missing = [i for i in config.target_layer_ids if i not in data_layers]
+    if missing:
+        raise ValueError(f"the data holds layers {data_layers}, not the drafter's {missing}")
+    width = config.hidden_size
+    return np.concatenate([np.arange(data_layers.index(i) * width, (data_layers.index(i) + 1) * width)
+                           for i in config.target_layer_ids])
+
+
+def feature_scale(ds: Dataset, samples: list[int], columns: np.ndarray, n: int = 64, seed: int = 0) -> np.ndarray:
+    """Per-channel root mean square of the features over up to `n` samples. Qwen's residual stream
+    carries a few channels near 10^3 beside a median near 1; fed raw to the fusion layer they swamp the
+    rest until AdamW has shrunk their weights, which costs most of a short training run."""
+    rng = np.random.default_rng(seed)
+    total, count = np.zeros(len(columns)), 0
+    for i in rng.choice(samples, size=min(n, len(samples)), replace=False):
+        f = ds.sample(int(i))[2][:, columns].astype(np.float64)
+        total += (f * f).sum(0)
+        count += len(f)
+    return np.sqrt(total / max(count, 1)).clip(min=1e-3).astype(np.float32)
+
+
 class Frozen:
-    """The frozen parts a drafter trains against: embedding, draft-vocab output rows, id maps, and
-    which columns of the stored features are this drafter's target layers."""
+    """The frozen parts a drafter trains against: embedding, draft-vocab output rows, id maps, which
+    columns of the stored features are this drafter's target layers, and the per-channel scale the
+    features are divided by while training (folded into the fusion layer at export: `export_weights`)."""
 
     def __init__(self, embedding: torch.Tensor, output: torch.Tensor, vocab: DraftVocab,
-                 config: DrafterConfig, data_layers: tuple[int, ...]):
-        missing = [i for i in config.target_layer_ids if i not in data_layers]
-        if missing:
-            raise ValueError(f"the data holds layers {data_layers}, not the drafter's {missing}")
+                 config: DrafterConfig, data_layers: tuple[int, ...], scale: np.ndarray | None = None):
         self.embedding = embedding.float()
         self.output = output.float()[torch.as_tensor(vocab.ids)]
         self.to_draft = torch.full((embedding.shape[0],), IGNORE, dtype=torch.long)
         self.to_draft[torch.as_tensor(vocab.ids)] = torch.arange(len(vocab))
         self.vocab = vocab
-        width = config.hidden_size
-        self.columns = np.concatenate([np.arange(data_layers.index(i) * width, (data_layers.index(i) + 1) * width)
-                                       for i in config.target_layer_ids])
+        self.columns = feature_columns(config, data_layers)
+        self.scale = None if scale is None else torch.as_tensor(scale, dtype=torch.float32)
 
     def features(self, feats: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(feats[:, self.columns], dtype=np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(feats[:, self.columns], dtype=np.float32))
+        return x if self.scale is None else x / self.scale
+
+
+def export_weights(model: DFlashModel, frozen: Frozen, dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
+    """The weights of a drafter that reads raw target features: fc(x / s) = (fc.weight / s) x."""
+    weights = {k: v.detach().float() for k, v in model.state_dict().items()}
+    if frozen.scale is not None:
+        weights["fc.weight"] = weights["fc.weight"] / frozen.scale
+    return {k: v.to(dtype) for k, v in weights.items()}
 
 
 def heldout(ds: Dataset, every: int = 20) -> tuple[list[int], list[int]]:

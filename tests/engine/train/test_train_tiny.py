@@ -61,13 +61,13 @@ def test_data_generation_resumes_without_repeating_prompts(tiny_data, tiny_gguf)
                             data_stage.DataSettings(layers=(0,), max_new=24), max_answer_tokens=1)
 
 
-def _setup(tiny_gguf, folder):
+def _setup(tiny_gguf, folder, scale=None):
     ds = data_stage.Dataset(folder)
     head = SharedHead.from_gguf(tiny_gguf)
     config = drafter_config(RECIPE, head.info.n_embd, head.info.n_vocab, head.info.n_layer)
     emb, out = head.weights(torch.device("cpu"), torch.float32)
     vocab = DraftVocab.from_counts(count_vocab(ds, range(len(ds)), head.info.n_vocab), 64)
-    return ds, config, Frozen(emb, out, vocab, config, (0, 1))
+    return ds, config, Frozen(emb, out, vocab, config, (0, 1), scale)
 
 
 def test_training_resumes_to_the_same_weights_and_a_kill_loses_at_most_one_interval(tiny_data, tiny_gguf, tmp_path):
@@ -137,3 +137,29 @@ def test_budget_that_runs_out_stops_cleanly(tiny_gguf, tmp_path, monkeypatch):
     monkeypatch.setenv("D2SD_CACHE_DIR", str(tmp_path / "cache"))
     assert run(tiny_gguf, tmp_path / "pair", RECIPE, hours=0.0, prompts=PROMPTS, n_threads=1, log=lambda m: None) is None
     assert not (tmp_path / "pair").exists()
+
+
+def test_feature_scale_is_folded_into_the_exported_fusion_layer(tiny_data, tiny_gguf):
+    from engine.train.trainer import export_weights, feature_columns, feature_scale, hidden_states, step_rows
+
+    ds, config, plain = _setup(tiny_gguf, tiny_data[0])
+    samples, _ = heldout(ds)
+    scale = feature_scale(ds, samples, feature_columns(config, (0, 1)))
+    assert scale.shape == (2 * 64,) and (scale > 0).all()
+    # The tiny model's channels are all of one size; a spread like Qwen's makes the fold matter.
+    scale = scale * np.geomspace(0.05, 20, len(scale)).astype(np.float32)
+    scaled = _setup(tiny_gguf, tiny_data[0], scale)[2]
+    tokens, n_prompt, feats = ds.sample(samples[0])
+    assert torch.allclose(scaled.features(feats) * torch.as_tensor(scale), plain.features(feats), rtol=1e-5)
+
+    trained = DFlashModel.untrained(config, 3)
+    exported = DFlashModel(config)
+    exported.load_state_dict(export_weights(trained, scaled, torch.float32))
+    rows = step_rows(TrainSettings("block", 1, anchors_per_step=4), tokens, n_prompt, config.block_size,
+                     config.mask_token_id, np.random.default_rng(0))
+    with torch.no_grad():
+        # what the trainer sees (scaled features) is what the exported drafter computes from raw ones
+        assert torch.allclose(hidden_states(trained, scaled, feats, rows),
+                              hidden_states(exported, plain, feats, rows), atol=1e-4)
+        assert not torch.allclose(hidden_states(trained, plain, feats, rows),
+                                  hidden_states(exported, plain, feats, rows), atol=1e-2)
