@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from engine.bench import anchors as llama_anchors, machine, plots, prompts as prompt_sets
-from engine.bench.harness import Mode, Run, run_bench
+from engine.bench.harness import Mode, Results, Run, run_bench
 from engine.bench.journal import Journal
 from engine.bench.projection import project, table
 from engine.bench.report import markdown, write_json
@@ -111,9 +111,15 @@ def run(a) -> int:
             def after(prompt, runs) -> None:
                 journal.add(prompt.id, runs, anchor_step(prompt) if anchor_step else [])
 
-            res = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
-                            after_prompt=after, done=frozenset(journal.done))
-            res.runs = journal.runs  # with the prompts of earlier, resumed sessions
+            try:
+                run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
+                          after_prompt=after, done=frozenset(journal.done))
+            except KeyboardInterrupt:  # Ctrl-C: the tables of the prompts finished so far, then exit
+                meta["stopped"] = {"done": len(journal.done), "of": len(prompt_list)}
+                _say(f"stopped after {len(journal.done)} of {len(prompt_list)} prompts; "
+                     f"--out {out} --resume continues")
+            # Every finished prompt, those of earlier (resumed) sessions included.
+            res = Results(journal.runs, list(methods), [m.name for m in bench_modes])
             anchor_runs = journal.anchor_runs
         finally:
             for m in methods.values():

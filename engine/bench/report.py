@@ -25,7 +25,7 @@ def markdown(meta: dict, summaries: list[Summary], curve: CostCurve | None) -> s
              f"{meta['prompts']['set']} × {meta['prompts']['count']}, max {meta['max_tokens']} tokens.",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, load average "
              f"{_load(m['load_average'])} at start, {_load(meta.get('load_average_end'))} at end; "
-             f"llama-cpp-python {m['versions']['llama_cpp_python']}.", "",
+             f"llama-cpp-python {m['versions']['llama_cpp_python']}.", *_stopped(meta), "",
              "| method | mode | tok/s | speedup vs ar | τ | acceptance | accept by depth 1/2/3/4 "
              "| same as ar | median TTFT | draft / verify / other |",
              "|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
@@ -54,6 +54,12 @@ def markdown(meta: dict, summaries: list[Summary], curve: CostCurve | None) -> s
                   "near-tie tokens, after which the texts are different contexts):"]
         lines += [f"- {s.method} ({s.mode}): {sorted(s.divergences)}" for s in divergent]
     return "\n".join(lines) + "\n"
+
+
+def _stopped(meta: dict) -> list[str]:
+    stopped = meta.get("stopped")
+    return [f"**Stopped after {stopped['done']} of {stopped['of']} prompts**: the rows cover those "
+            "(`--resume` continues the run)."] if stopped else []
 
 
 def _anchor_rows(anchors: dict) -> list[str]:

@@ -141,3 +141,30 @@ def test_runs_record_which_drafter_files_they_used(tmp_path):
     assert got["vp"]["sha256"] == sha256_file(tmp_path / "vp" / "model.safetensors") != got["block"]["sha256"]
     assert drafter_record(D2SD(block, None, 8, 2, None))["vp"] == got["block"]  # drafter 1 reused as VP
     assert drafter_record(Plain()) == {}
+
+
+def test_a_stopped_bench_reports_the_prompts_it_finished(tiny_gguf, prompt_file, tmp_path, monkeypatch, capsys):
+    import engine.bench.command as command
+
+    seen = []
+
+    def ctrl_c_on_the_second_prompt(run):
+        seen.append(run.prompt)
+        if run.prompt == "2":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "_progress", ctrl_c_on_the_second_prompt)
+    out = tmp_path / "out"
+    argv = ["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--methods", "ar,lookup",
+            "--max-tokens", "8", "--ctx", "512", "--threads", "2", "--no-calibrate", "--sampling", "greedy",
+            "--out", str(out)]
+    assert main(argv) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["stopped"] == {"done": 1, "of": 2} and {r["prompt"] for r in doc["runs"]} == {"one"}
+    assert "Stopped after 1 of 2 prompts" in (out / "results.md").read_text()
+    assert "--resume continues" in capsys.readouterr().err
+
+    monkeypatch.setattr(command, "_progress", lambda run: None)
+    assert main([*argv, "--resume"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert "stopped" not in doc and [r["prompt"] for r in doc["runs"]] == ["one", "one", "2", "2"]
