@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -95,7 +96,10 @@ def run(a) -> int:
                                 if (record := machine.drafter_record(m))}
             journal = Journal(out, {"methods": a.methods, "prompts": meta["prompts"], "max_tokens": a.max_tokens,
                                     "sampling": meta["sampling"], "target_sha256": meta["target"]["sha256"],
-                                    "drafters": meta["drafters"], "drafts": meta["drafts"],
+                                    # by content, so a run can resume in another checkout or machine
+                                    "drafters": {label: {role: r["sha256"] for role, r in files.items()}
+                                                 for label, files in meta["drafters"].items()},
+                                    "drafts": {label: r["sha256"] for label, r in meta["drafts"].items()},
                                     "anchors": bool(a.anchors), "threads": a.threads, "ctx": a.ctx},
                               resume=a.resume)
             if journal.done:
@@ -111,6 +115,8 @@ def run(a) -> int:
             def after(prompt, runs) -> None:
                 journal.add(prompt.id, runs, anchor_step(prompt) if anchor_step else [])
 
+            # A stop request (kill, a closing session) ends the run like Ctrl-C does.
+            previous = signal.signal(signal.SIGTERM, _interrupt)
             try:
                 run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
                           after_prompt=after, done=frozenset(journal.done))
@@ -118,6 +124,8 @@ def run(a) -> int:
                 meta["stopped"] = {"done": len(journal.done), "of": len(prompt_list)}
                 _say(f"stopped after {len(journal.done)} of {len(prompt_list)} prompts; "
                      f"--out {out} --resume continues")
+            finally:
+                signal.signal(signal.SIGTERM, previous)
             # Every finished prompt, those of earlier (resumed) sessions included.
             res = Results(journal.runs, list(methods), [m.name for m in bench_modes])
             anchor_runs = journal.anchor_runs
@@ -196,6 +204,10 @@ def _anchor_step(found, a, target, model: Path, methods: dict, notes: list[str])
                  f"{r.measure.tokens_per_s:6.2f} tok/s (llama.cpp, external)")
         return runs
     return step
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _progress(r: Run) -> None:

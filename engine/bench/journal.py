@@ -34,9 +34,11 @@ class Journal:
     def _load(self, settings: dict) -> None:
         lines = self.path.read_text().splitlines()
         head = json.loads(lines[0]) if lines else {}
-        if head.get("settings") != json.loads(json.dumps(settings)):
-            raise ValueError(f"{self.path} was written with other settings ({head.get('settings')}); "
-                             "--resume needs the same methods, prompts, modes and sizes")
+        saved, now = head.get("settings") or {}, json.loads(json.dumps(settings))
+        if saved != now:
+            differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+            raise ValueError(f"{self.path} was written with other settings (differing: {', '.join(differ)}); "
+                             "--resume needs the same methods, prompts, modes, sizes and models")
         for n, line in enumerate(lines[1:], start=2):
             try:
                 entry = json.loads(line)
