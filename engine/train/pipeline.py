@@ -131,7 +131,8 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     scale = feature_scale(ds, train_ids, columns, seed=recipe.seed) if recipe.scale_features else None
     frozen = Frozen(embedding, output, vocab, config, recipe.stored_layers(), scale)
 
-    common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed)
+    common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed,
+                  scaled_features=scale is not None)
     block = DFlashModel.untrained(config, recipe.seed)
     t = time.time()
     steps, block_log = train(block, frozen, ds, train_ids, work / "block",

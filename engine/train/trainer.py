@@ -47,6 +47,7 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 20
+    scaled_features: bool = False  # trained on features divided by their channel RMS (Frozen.scale)
 
     def __post_init__(self):
         if self.objective not in ("block", "vp"):
@@ -162,8 +163,15 @@ def _save(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer, step: in
     os.replace(tmp, folder / STATE)
 
 
-def _restore(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer) -> tuple[int, list[dict]]:
+def _restore(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer,
+             settings: TrainSettings) -> tuple[int, list[dict]]:
     state = json.loads((folder / STATE).read_text())
+    # Weights trained on scaled features read raw ones wrongly, and the other way round.
+    saved_scaled = state["settings"].get("scaled_features", False)
+    if saved_scaled != settings.scaled_features:
+        raise ValueError(f"{folder} holds a drafter trained on {'scaled' if saved_scaled else 'raw'} features; "
+                         f"this run feeds {'scaled' if settings.scaled_features else 'raw'} ones. "
+                         "Delete that folder to train afresh.")
     tensors = load_file(str(folder / WEIGHTS))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     names = [n for n, _ in model.named_parameters()]
@@ -183,9 +191,11 @@ def train(model: DFlashModel, frozen: Frozen, ds: Dataset, samples: list[int], f
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    step, history = (_restore(folder, model, opt) if (folder / STATE).exists() else (0, []))
+    step, history = (_restore(folder, model, opt, settings) if (folder / STATE).exists() else (0, []))
     order = np.random.default_rng(settings.seed).permutation(np.resize(samples, settings.steps))
     c = model.config
+    if settings.scaled_features != (frozen.scale is not None):
+        raise ValueError("settings.scaled_features must say whether `frozen` scales the features")
     progress = Progress(f"train {settings.objective}", settings.steps, start=step, log=log)
     running, t0 = [], time.time()
     model.train()

@@ -163,3 +163,18 @@ def test_feature_scale_is_folded_into_the_exported_fusion_layer(tiny_data, tiny_
                               hidden_states(exported, plain, feats, rows), atol=1e-4)
         assert not torch.allclose(hidden_states(trained, plain, feats, rows),
                                   hidden_states(exported, plain, feats, rows), atol=1e-2)
+
+
+def test_resume_refuses_a_checkpoint_trained_on_other_feature_scaling(tiny_data, tiny_gguf, tmp_path):
+    from engine.train.trainer import feature_columns, feature_scale
+
+    ds, config, raw = _setup(tiny_gguf, tiny_data[0])
+    samples, _ = heldout(ds)
+    settings = TrainSettings("block", steps=2, anchors_per_step=4, warmup=1)
+    train(DFlashModel.untrained(config, 0), raw, ds, samples, tmp_path, settings, log=lambda m: None)
+    scaled = _setup(tiny_gguf, tiny_data[0], feature_scale(ds, samples, feature_columns(config, (0, 1))))[2]
+    more = TrainSettings("block", steps=4, anchors_per_step=4, warmup=1, scaled_features=True)
+    with pytest.raises(ValueError, match="trained on raw features"):
+        train(DFlashModel.untrained(config, 0), scaled, ds, samples, tmp_path, more, log=lambda m: None)
+    with pytest.raises(ValueError, match="scaled_features"):
+        train(DFlashModel.untrained(config, 0), scaled, ds, samples, tmp_path / "b", settings, log=lambda m: None)
