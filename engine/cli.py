@@ -67,7 +67,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the stopped run in --out (same settings): finished prompts are kept")
     b.add_argument("--project", metavar="COSTS.json",
                    help="cost curve t(n) of another device: print the speedup each method would reach there")
-    b.add_argument("--results", metavar="RESULTS.json", help="with --project: re-project a saved run, run nothing")
+    b.add_argument("--results", metavar="RESULTS.json",
+                   help="with --project or --execute: re-project or check a saved run, run nothing")
+    b.add_argument("--execute", action="store_true",
+                   help="with --results: run the HumanEval answers against their tests (executes the "
+                        "model's code in a subprocess) and print pass@1 per method")
     b.add_argument("--anchors", action="store_true",
                    help="also run llama.cpp's own llama-completion and llama-speculative-simple (make anchors)")
     t = sub.add_parser("train", help="distil drafter 1 and the VP drafter for a target (resumable)")
@@ -81,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", help="target layers the drafters read, e.g. 1,13,25")
     t.add_argument("--intermediate-size", type=int)
     t.add_argument("--vocab-size", type=int, help="draft vocabulary size")
+    t.add_argument("--raw-features", action="store_true",
+                   help="train on the target's unscaled features (continues a run begun that way)")
     return ap
 
 
@@ -204,18 +210,28 @@ def _cmd_bench(a) -> int:
     return run(a)
 
 
-def _cmd_train(a) -> int:
+def train_recipe(a):
+    """The training recipe a `d2sd train` command line asks for: the defaults with its overrides."""
     from dataclasses import replace
 
-    from engine.train.pipeline import Recipe, run
+    from engine.train.pipeline import Recipe
 
     recipe = Recipe()
     for field, value in (("data_tokens", a.data_tokens), ("block_steps", a.block_steps), ("vp_steps", a.vp_steps),
                          ("intermediate_size", a.intermediate_size), ("vocab_size", a.vocab_size)):
         if value is not None:
             recipe = replace(recipe, **{field: value})
+    if a.raw_features:
+        recipe = replace(recipe, scale_features=False)
     if a.layers:
         recipe = replace(recipe, layers=tuple(int(x) for x in a.layers.split(",")))
+    return recipe
+
+
+def _cmd_train(a) -> int:
+    from engine.train.pipeline import run
+
+    recipe = train_recipe(a)
     if a.target:
         target = Path(a.target)
     else:

@@ -56,7 +56,7 @@ def modes(a) -> list[Mode]:
 
 def run(a) -> int:
     if a.results:
-        return _project_saved(a)
+        return _from_saved(a)
     chosen = parse_methods(a.methods)
     bench_modes = modes(a)
     prompt_list = prompt_sets.load(a.prompts, a.n)
@@ -85,9 +85,11 @@ def run(a) -> int:
     with Target.load(path, settings) as target:
         methods = {}
         try:
+            shared = _shared_drafters(path, chosen)
             for label, name, params in chosen:
                 try:
-                    methods[label] = engine.methods.make_method(name, target, **params)
+                    drafters = shared if name in engine.methods.DRAFTER_METHODS | {"auto"} else {}
+                    methods[label] = engine.methods.make_method(name, target, **drafters, **params)
                 except TypeError as e:  # an option this method does not take
                     raise ValueError(f"method {label!r}: {e}") from e
             meta["drafts"] = {label: machine.model_record(m.draft.info.path)
@@ -153,16 +155,39 @@ def run(a) -> int:
     return 0
 
 
-def _project_saved(a) -> int:
-    if not a.project:
-        raise ValueError("--results needs --project COSTS.json: a saved run is only re-projected")
+def _from_saved(a) -> int:
+    if not (a.project or a.execute):
+        raise ValueError("--results needs --project COSTS.json or --execute: a saved run is only "
+                         "re-projected or checked")
     doc = json.loads(Path(a.results).read_text())
-    summaries = [Summary(**{**d, "by_tree_size": {int(n): v for n, v in d["by_tree_size"].items()}})
-                 for d in doc["summary"]]
-    here = CostCurve.from_json(doc["cost_curve"]).t(1) if doc.get("cost_curve") else None
-    there = CostCurve.read(a.project)
-    print(table(project(summaries, there, here), there))
+    if a.execute:
+        from engine.bench.humaneval_exec import pass_table
+
+        print(pass_table(doc["runs"]))
+    if a.project:
+        summaries = [Summary(**{**d, "by_tree_size": {int(n): v for n, v in d["by_tree_size"].items()}})
+                     for d in doc["summary"]]
+        here = CostCurve.from_json(doc["cost_curve"]).t(1) if doc.get("cost_curve") else None
+        there = CostCurve.read(a.project)
+        print(table(project(summaries, there, here), there))
     return 0
+
+
+def _shared_drafters(target_path: Path, chosen: list[tuple[str, str, dict]]) -> dict:
+    """The target's drafter pair, loaded once for all the drafter methods: loaded per method, each would
+    hold its own float32 copy of the target's embedding and output head (2 × 0.93 GB for the 1.5B
+    target). Sharing is safe because the harness resets the target before every run, so each run
+    starts the drafters' context caches from nothing."""
+    import engine.methods
+    from engine.drafters.pair import load_pair, pair_for
+
+    if not any(name in engine.methods.DRAFTER_METHODS | {"auto"} for _, name, _ in chosen):
+        return {}
+    block, vp = pair_for(target_path)
+    if block is None:
+        return {}
+    drafter, vp_drafter = load_pair(target_path, block, vp)
+    return {"drafter": drafter, "vp_drafter": vp_drafter}
 
 
 def _anchor_step(found, a, target, model: Path, methods: dict, notes: list[str]):

@@ -38,7 +38,11 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
         "## Training (this machine, CPU)",
         "",
         f"- Drafter 1: {r['block_steps']} steps x {r['anchors_per_step']} anchors, AdamW lr {r['lr']}, loss weights"
-        " exp(-(k-1)/7) by distance from the anchor.",
+        " exp(-(k-1)/7) by distance from the anchor"
+        + ("; each step scores a sample of positions, each kept with probability equal to its weight." if
+           r.get("sample_positions") else "."),
+        "- Target features: " + ("divided by their channel RMS while training, the scale folded into `fc` at export."
+                                 if r.get("scale_features") else "raw (unscaled)."),
         f"- VP drafter: initialised from drafter 1, {r['vp_steps']} steps, visible prefix l ~ 0.9^l over 0..14"
         " (l = 0 included), loss weights decaying from the first masked position.",
         f"- Time: {', '.join(f'{k} {m}' for k, m in minutes.items())}"
@@ -55,6 +59,7 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
         f"Rows evaluated: {e['d2sd']['rows']}. Acceptance by draft position (drafter 1): "
         + ", ".join(f"{x:.2f}" for x in e['d2sd']['acceptance_by_position'][:8]) + ", ...",
         "",
+        *_heldout_log(record.get("heldout_log", {})),
         "## Reproduce",
         "",
         "```",
@@ -65,3 +70,14 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _heldout_log(logs: dict) -> list[str]:
+    rows = [(name, e) for name in ("block", "vp") for e in logs.get(name, [])]
+    if not rows:
+        return []
+    return ["## Held-out acceptance during training", "",
+            "| drafter | step | first token | τ dflash | τ d2sd |", "|---|---:|---:|---:|---:|",
+            *(f"| {'drafter 1' if name == 'block' else 'VP'} | {e['step']} | {e['first_token']:.3f} | "
+              f"{e['tau_dflash']:.2f} | {e['tau_d2sd']:.2f} |" for name, e in rows),
+            "", "(While drafter 1 trains, τ d2sd uses it in the VP drafter's place too.)", ""]

@@ -12,6 +12,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class Recipe:
     anchors_per_step: int = 48
     lr: float = 1e-3
     scale_features: bool = True                 # train on features divided by their channel RMS
+    sample_positions: bool = True               # score a weight-proportional sample of block positions
     slots: int = 16
     max_new: int = 320
     seed: int = 0
@@ -132,11 +134,22 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     frozen = Frozen(embedding, output, vocab, config, recipe.stored_layers(), scale)
 
     common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed,
-                  scaled_features=scale is not None)
+                  scaled_features=scale is not None, sample_positions=recipe.sample_positions)
+
+    def heldout_check(drafter1: DFlashModel | None) -> Callable[[DFlashModel], dict]:
+        """Held-out acceptance of the model in training: as drafter 1 (`drafter1` None; it then also
+        plays the VP drafter) or as the VP drafter beside `drafter1`."""
+        def check(model: DFlashModel) -> dict:
+            e = acceptance(drafter1 or model, model, frozen, ds, held_ids)
+            return {"tau_dflash": round(e["tau_dflash"], 3), "tau_d2sd": round(e["tau_d2sd"], 3),
+                    "first_token": e["acceptance_by_position"][0]}
+        return check
+
     block = DFlashModel.untrained(config, recipe.seed)
     t = time.time()
     steps, block_log = train(block, frozen, ds, train_ids, work / "block",
-                             TrainSettings("block", recipe.block_steps, **common), stop=out_of_time, log=log)
+                             TrainSettings("block", recipe.block_steps, **common), stop=out_of_time, log=log,
+                             heldout=heldout_check(None))
     spent("block", t)
     if steps < recipe.block_steps:
         return None
@@ -147,7 +160,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     t = time.time()
     steps, vp_log = train(vp, frozen, ds, train_ids, vp_dir,
                           TrainSettings("vp", recipe.vp_steps, **{**common, "lr": recipe.lr / 2}),
-                          stop=out_of_time, log=log)
+                          stop=out_of_time, log=log, heldout=heldout_check(block))
     spent("vp", t)
     if steps < recipe.vp_steps:
         return None
@@ -159,6 +172,8 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     record["eval"] = evaluation
     record["loss"] = {"block": block_log[-1]["loss"] if block_log else None,
                       "vp": vp_log[-1]["loss"] if vp_log else None}
+    record["heldout_log"] = {name: [{"step": e["step"], **e["heldout"]} for e in history if "heldout" in e]
+                             for name, history in (("block", block_log), ("vp", vp_log))}
     record["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
                          "torch_threads": torch.get_num_threads()}
     record["command"] = " ".join(shlex.quote(a) for a in ["d2sd", *sys.argv[1:]]) if sys.argv else ""

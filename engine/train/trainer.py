@@ -27,7 +27,7 @@ from engine.drafters.config import DrafterConfig
 from engine.drafters.draft_vocab import DraftVocab
 from engine.drafters.model import DFlashModel
 from engine.train.data import Dataset
-from engine.train.objectives import IGNORE, Rows, build_rows, pick_anchors, visible_prefix
+from engine.train.objectives import IGNORE, Rows, build_rows, pick_anchors, sample_positions, visible_prefix
 from engine.train.progress import Progress
 
 STATE = "state.json"
@@ -47,7 +47,9 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 20
+    eval_every: int = 500       # held-out acceptance, when train() is given an evaluation
     scaled_features: bool = False  # trained on features divided by their channel RMS (Frozen.scale)
+    sample_positions: bool = True  # score a weight-proportional sample of positions (objectives.sample_positions)
 
     def __post_init__(self):
         if self.objective not in ("block", "vp"):
@@ -138,7 +140,12 @@ def step_rows(settings: TrainSettings, tokens: np.ndarray, n_prompt: int, gamma:
     anchors = pick_anchors(len(tokens), n_prompt, settings.anchors_per_step, rng)
     visible = (visible_prefix(len(anchors), gamma, settings.beta, rng)
                if settings.objective == "vp" else None)
-    return build_rows(tokens, anchors, gamma, mask_id, settings.lam, visible)
+    rows = build_rows(tokens, anchors, gamma, mask_id, settings.lam, visible)
+    return sample_positions(rows, rng) if settings.sample_positions else rows
+
+
+def _brief(result: dict) -> str:
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items())
 
 
 def lr_at(settings: TrainSettings, step: int) -> float:
@@ -171,7 +178,7 @@ def _restore(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer,
     if saved_scaled != settings.scaled_features:
         raise ValueError(f"{folder} holds a drafter trained on {'scaled' if saved_scaled else 'raw'} features; "
                          f"this run feeds {'scaled' if settings.scaled_features else 'raw'} ones. "
-                         "Delete that folder to train afresh.")
+                         "Delete that folder to train afresh, or keep the scaling it was trained with (d2sd train --raw-features).")
     tensors = load_file(str(folder / WEIGHTS))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     names = [n for n, _ in model.named_parameters()]
@@ -185,9 +192,11 @@ def _restore(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer,
 
 
 def train(model: DFlashModel, frozen: Frozen, ds: Dataset, samples: list[int], folder: Path,
-          settings: TrainSettings, *, stop: Callable[[], bool] = lambda: False, log=print) -> tuple[int, list[dict]]:
+          settings: TrainSettings, *, stop: Callable[[], bool] = lambda: False, log=print,
+          heldout: Callable[[DFlashModel], dict] | None = None) -> tuple[int, list[dict]]:
     """Train `model` in place until settings.steps or until `stop()` says so (checked before each
-    step); resumes from `folder` when it holds a checkpoint. Returns (steps done, loss log)."""
+    step); resumes from `folder` when it holds a checkpoint. Returns (steps done, loss log).
+    `heldout(model)` (e.g. evaluate.acceptance on held-out samples) joins the log every eval_every steps."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -216,6 +225,11 @@ def train(model: DFlashModel, frozen: Frozen, ds: Dataset, samples: list[int], f
             history.append({"step": step, "loss": float(np.mean(running)), "lr": lr_at(settings, step - 1),
                             "seconds": round(time.time() - t0, 1)})
             running = []
+            if heldout is not None and (step % settings.eval_every == 0 or step == settings.steps):
+                model.eval()
+                history[-1]["heldout"] = heldout(model)
+                model.train()
+                log(f"[train {settings.objective}] step {step}: held-out {_brief(history[-1]['heldout'])}")
         progress.update(step, f"loss {history[-1]['loss']:.3f}" if history else "")
         if step % settings.checkpoint_every == 0 or step == settings.steps:
             _save(folder, model, opt, step, settings, history)

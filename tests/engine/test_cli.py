@@ -43,14 +43,9 @@ def test_models_verify(tiny_gguf):
 
 
 def test_d2sd_with_saved_drafters_and_a_missing_drafter(tmp_path, tiny_gguf):
-    from engine.drafters import Drafter, DrafterConfig, SharedHead
+    from tests.engine.drafters.drafter_helpers import save_pair_for
 
-    head = SharedHead.from_gguf(tiny_gguf)
-    config = DrafterConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
-                           num_key_value_heads=2, head_dim=16, vocab_size=head.info.n_vocab, block_size=8,
-                           mask_token_id=head.info.n_vocab - 1, target_layer_ids=(0, 1), num_target_layers=3)
-    Drafter.random(config, head, seed=1).save(tmp_path / "block")
-    Drafter.random(config, head, seed=2).save(tmp_path / "vp")
+    save_pair_for(tiny_gguf, tmp_path)
     r = d2sd("generate", "def hello", "--model", str(tiny_gguf), "--method", "d2sd", "--drafter",
              str(tmp_path / "block"), "--vp-drafter", str(tmp_path / "vp"), "--gamma", "8", "--k", "2",
              "--max-tokens", "10", "--stats", "--threads", "1")
@@ -58,3 +53,14 @@ def test_d2sd_with_saved_drafters_and_a_missing_drafter(tmp_path, tiny_gguf):
     assert "[d2sd] 10 tokens" in r.stderr
     r = d2sd("generate", "hi", "--model", str(tiny_gguf), "--method", "dflash")
     assert r.returncode == 1 and "needs a drafter" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_command_line_overrides_the_recipe():
+    from engine.cli import _parser, train_recipe
+    from engine.train.pipeline import Recipe
+
+    default = train_recipe(_parser().parse_args(["train", "--out", "x"]))
+    assert default == Recipe() and default.scale_features
+    r = train_recipe(_parser().parse_args(["train", "--out", "x", "--raw-features", "--block-steps", "7000",
+                                           "--layers", "1,13,25", "--vocab-size", "4096"]))
+    assert not r.scale_features and r.block_steps == 7000 and r.layers == (1, 13, 25) and r.vocab_size == 4096

@@ -168,3 +168,27 @@ def test_a_stopped_bench_reports_the_prompts_it_finished(tiny_gguf, prompt_file,
     assert main([*argv, "--resume"]) == 0
     doc = json.loads((out / "results.json").read_text())
     assert "stopped" not in doc and [r["prompt"] for r in doc["runs"]] == ["one", "one", "2", "2"]
+
+
+def test_drafter_methods_share_one_loaded_pair(tiny_gguf, prompt_file, tmp_path, monkeypatch):
+    import engine.drafters.pair as pair
+    from tests.engine.drafters.drafter_helpers import save_pair_for
+
+    saved = save_pair_for(tiny_gguf, tmp_path)
+    loads = []
+
+    def load_pair(*args):
+        loads.append(args)
+        return real_load_pair(*args)
+
+    real_load_pair = pair.load_pair
+    monkeypatch.setattr(pair, "pair_for", lambda path: saved)
+    monkeypatch.setattr(pair, "load_pair", load_pair)
+    out = tmp_path / "out"
+    assert main(["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--sampling", "greedy",
+                 "--methods", "ar,dflash:gamma=4,d2sd:gamma=4:k=2,auto", "--max-tokens", "12", "--ctx", "512",
+                 "--threads", "1", "--no-calibrate", "--out", str(out)]) == 0
+    assert len(loads) == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["runs"]) == 2 * 4 and all(run["matches_reference"] for run in doc["runs"])
+    assert doc["drafters"]["dflash:gamma=4"]["block"] == doc["drafters"]["d2sd:gamma=4:k=2"]["block"]

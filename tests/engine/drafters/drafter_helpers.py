@@ -104,3 +104,16 @@ def write_zlab_checkpoint(folder: Path, raw: dict, weights: dict[str, torch.Tens
     (folder / "config.json").write_text(json.dumps(raw, indent=2))
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     return folder
+
+
+def save_pair_for(gguf: Path, folder: Path) -> tuple[Path, Path]:
+    """A random drafter pair that fits a tiny GGUF target, saved as folder/block and folder/vp."""
+    from engine.drafters import Drafter
+
+    head = SharedHead.from_gguf(gguf)
+    config = DrafterConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=16, vocab_size=head.info.n_vocab, block_size=8,
+                           mask_token_id=head.info.n_vocab - 1, target_layer_ids=(0, 1), num_target_layers=3)
+    Drafter.random(config, head, seed=1).save(folder / "block")
+    Drafter.random(config, head, seed=2).save(folder / "vp")
+    return folder / "block", folder / "vp"

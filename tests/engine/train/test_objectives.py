@@ -1,6 +1,6 @@
 import numpy as np
 
-from engine.train.objectives import IGNORE, build_rows, pick_anchors, visible_prefix
+from engine.train.objectives import IGNORE, build_rows, pick_anchors, sample_positions, visible_prefix
 
 
 def test_block_rows_show_only_the_anchor_and_label_the_rest():
@@ -32,3 +32,14 @@ def test_visible_prefix_prior_includes_zero_and_decays():
     counts = np.bincount(visible_prefix(20000, 16, 0.9, np.random.default_rng(1)), minlength=15)
     assert len(counts) == 15 and counts[0] > counts[5] > counts[14] > 0
     assert abs(counts[1] / counts[0] - 0.9) < 0.05
+
+
+def test_sampled_positions_are_kept_as_often_as_their_weight_says():
+    tokens = np.arange(1000, 1400)
+    rows = build_rows(tokens, np.arange(0, 390), gamma=8, mask_id=9, lam=2.0, visible=np.full(390, 2))
+    kept = np.mean([sample_positions(rows, np.random.default_rng(s)).weights for s in range(40)], axis=0)
+    # never a position the objective leaves out (anchor, visible tokens, past the end)
+    assert kept[rows.weights == 0].sum() == 0
+    by_position = kept[:380].mean(0)     # rows whose block fits in the sample
+    np.testing.assert_allclose(by_position, rows.weights[:380].mean(0), atol=0.02)
+    assert set(np.unique(sample_positions(rows, np.random.default_rng(0)).weights)) == {0.0, 1.0}

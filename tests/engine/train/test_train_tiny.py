@@ -125,8 +125,16 @@ def test_pipeline_exports_a_pair_that_loads_as_drafters(tiny_gguf, tmp_path):
         assert len(drafter.vocab) <= 64
     card = (out / "MODEL_CARD.md").read_text()
     assert "Held-out acceptance" in card and "sharegpt" in card.lower()
+    assert "| drafter 1 | 6 |" in card and "| VP | 4 |" in card  # the held-out log at the last steps
     e = record["eval"]["d2sd"]
     assert e["rows"] > 0 and 1.0 <= e["tau_dflash"] <= e["tau_d2sd"] <= RECIPE.block_size
+    # the training logs end with the held-out figures of the exported weights
+    work = work_dir(file_sha256(tiny_gguf))
+    block_end = json.loads((work / "block" / "state.json").read_text())["log"][-1]["heldout"]
+    vp_end = json.loads((work / "vp" / "state.json").read_text())["log"][-1]["heldout"]
+    assert block_end["tau_dflash"] == round(record["eval"]["d2sd_reuse"]["tau_dflash"], 3)
+    assert block_end["tau_d2sd"] == round(record["eval"]["d2sd_reuse"]["tau_d2sd"], 3)
+    assert vp_end["tau_d2sd"] == round(e["tau_d2sd"], 3)
     # a second run finds every stage done and does not generate or train again
     again = run(tiny_gguf, out, RECIPE, prompts=PROMPTS, n_threads=1, log=lambda m: None)
     assert again["data"] == record["data"]
