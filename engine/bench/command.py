@@ -88,8 +88,8 @@ def run(a) -> int:
             shared = _shared_drafters(path, chosen)
             for label, name, params in chosen:
                 try:
-                    drafters = shared if name in engine.methods.DRAFTER_METHODS | {"auto"} else {}
-                    methods[label] = engine.methods.make_method(name, target, **drafters, **params)
+                    # methods without drafters return before make_method looks at them
+                    methods[label] = engine.methods.make_method(name, target, **shared, **params)
                 except TypeError as e:  # an option this method does not take
                     raise ValueError(f"method {label!r}: {e}") from e
             meta["drafts"] = {label: machine.model_record(m.draft.info.path)

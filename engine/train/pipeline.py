@@ -140,7 +140,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
         """Held-out acceptance of the model in training: as drafter 1 (`drafter1` None; it then also
         plays the VP drafter) or as the VP drafter beside `drafter1`."""
         def check(model: DFlashModel) -> dict:
-            e = acceptance(drafter1 or model, model, frozen, ds, held_ids)
+            e = acceptance(model if drafter1 is None else drafter1, model, frozen, ds, held_ids)
             return {"tau_dflash": round(e["tau_dflash"], 3), "tau_d2sd": round(e["tau_d2sd"], 3),
                     "first_token": e["acceptance_by_position"][0]}
         return check

@@ -178,7 +178,8 @@ def _restore(folder: Path, model: DFlashModel, opt: torch.optim.Optimizer,
     if saved_scaled != settings.scaled_features:
         raise ValueError(f"{folder} holds a drafter trained on {'scaled' if saved_scaled else 'raw'} features; "
                          f"this run feeds {'scaled' if settings.scaled_features else 'raw'} ones. "
-                         "Delete that folder to train afresh, or keep the scaling it was trained with (d2sd train --raw-features).")
+                         "Delete that folder to train afresh, or keep the scaling it was trained with "
+                         "(d2sd train --raw-features).")
     tensors = load_file(str(folder / WEIGHTS))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     names = [n for n, _ in model.named_parameters()]
