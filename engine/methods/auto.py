@@ -2,7 +2,7 @@
 
 Expected tokens come from drafter confidences mapped to acceptance probabilities by a calibration
 learnt online from what the target accepted (per confidence bin, starting from the identity map);
-for prompt lookup, from its observed acceptance rate per depth. Seconds come from the calibrated
+for prompt lookup, from how often its chains matched what followed, per depth and matched n-gram length. Seconds come from the calibrated
 verify cost curve t(n) plus each drafter's measured cost. Candidates: plain (the root alone), the
 lookup chain cut at any depth, drafter 1's chain cut at any depth, and that chain plus VP rows at the
 likeliest rejection points (d2sd) when VP rows have recently paid for their pass.
@@ -23,9 +23,6 @@ from engine.events import DRAFTER1, LOOKUP, VP
 from engine.methods.drafting import DrafterSync, top_boundaries
 from engine.methods.lookup import PromptLookup
 from engine.tree import Trie
-
-
-LOOKUP_PRIOR = 0.8
 
 
 class Calibration:
@@ -51,6 +48,44 @@ class Calibration:
         b = self._bin(conf[:tested])
         np.add.at(self.seen, b, 1.0)
         np.add.at(self.hits, b[:accepted], 1.0)
+
+
+class LookupScore:
+    """P(the target takes a lookup chain's token at depth d | it took those before), per length of the
+    n-gram that matched. Every chain lookup offers is scored against the text that actually followed,
+    verified or not: the target takes a proposed token exactly when it is the token that comes next
+    (greedy, and in distribution when sampling), so untried chains are scored for free and lookup is
+    never written off on stale evidence. Counts fade so that a change of register shows within ~20 chains."""
+
+    def __init__(self, max_ngram: int, gamma: int, prior: float = 0.5, weight: float = 2.0, fade: float = 0.95):
+        self.hits = np.full((max_ngram + 1, gamma), prior * weight)
+        self.seen = np.full((max_ngram + 1, gamma), weight)
+        self.fade = fade
+        self._open: list[tuple[int, int, list[int], int]] = []  # (where its first token goes, n-gram, chain, depths scored)
+
+    def rates(self, ngram: int, length: int) -> np.ndarray:
+        return self.hits[ngram, :length] / self.seen[ngram, :length]
+
+    def offer(self, position: int, ngram: int, chain: list[int]) -> None:
+        self._open.append((position, ngram, chain, 0))
+
+    def settle(self, text: list[int]) -> None:
+        """Score each open chain's depths that `text` (every token known so far) decides, as soon as it
+        does: a chain that keeps matching teaches from its first token on, not once it is complete."""
+        still = []
+        for position, ngram, chain, scored in self._open:
+            known = text[position + scored:position + len(chain)]
+            n = _common(known, chain[scored:])
+            tested = min(n + 1, len(known))
+            depths = slice(scored, scored + tested)
+            self.seen[ngram, depths] = self.fade * self.seen[ngram, depths] + 1.0
+            self.hits[ngram, depths] = self.fade * self.hits[ngram, depths] + (np.arange(tested) < n)
+            if n == len(known) and scored + n < len(chain):
+                still.append((position, ngram, chain, scored + n))
+        self._open = still
+
+    def forget_open(self) -> None:
+        self._open = []
 
 
 def chain_value(p_accept: np.ndarray, curve: CostCurve, fixed_s: float) -> tuple[int, float]:
@@ -79,9 +114,7 @@ class Auto:
         self.gamma = gamma or (useful_block(curve, drafter.config.block_size) if drafter else 0)
         self.k = k
         self.lookup = PromptLookup(gamma=lookup_gamma)
-        # acceptance per depth, exponentially averaged; it starts (and, while lookup goes untried,
-        # drifts back) optimistic, so lookup gets tried again instead of being written off for good
-        self.lookup_rate = np.full(lookup_gamma, LOOKUP_PRIOR)
+        self.lookup_score = LookupScore(self.lookup.max_ngram, lookup_gamma)
         self.calibration = Calibration()
         self.sync = DrafterSync(*(d for d in (drafter, vp_drafter) if d is not None)) if drafter else None
         self.draft_s = 0.0     # drafter 1's pass, seconds (exponential average)
@@ -103,6 +136,7 @@ class Auto:
 
     def start(self, prompt, reused, features) -> None:
         self.lookup.start(prompt, reused, features)
+        self.lookup_score.forget_open()
         if self.sync:
             self._flush()
             self.sync.start(reused, features)
@@ -114,13 +148,6 @@ class Auto:
             self._pending.append(features)
         got = accepted[1:]
         last = self._last
-        if "lookup" in last:
-            chain = last["lookup"]
-            n = _common(got, chain)
-            tested = min(n + 1, len(chain))
-            self.lookup_rate[:tested] = 0.9 * self.lookup_rate[:tested] + 0.1 * (np.arange(tested) < n)
-        else:
-            self.lookup_rate += 0.02 * (LOOKUP_PRIOR - self.lookup_rate)
         if "draft" in last:
             d, conf = last["draft"]
             self.calibration.update(conf, _common(got, d))
@@ -131,9 +158,12 @@ class Auto:
         self._last, self.vp_s = {}, 0.0
         t1 = self.curve.t(1)
         best = ("ar", 0, 1.0 / t1)
-        lookup_chain = self.lookup.continuation(history + [anchor])
+        text = history + [anchor]
+        self.lookup_score.settle(text)
+        ngram, lookup_chain = self.lookup.match(text)
         if lookup_chain:
-            L, v = chain_value(self.lookup_rate[:len(lookup_chain)], self.curve, 0.0)
+            self.lookup_score.offer(len(text), ngram, lookup_chain)
+            L, v = chain_value(self.lookup_score.rates(ngram, len(lookup_chain)), self.curve, 0.0)
             if v > best[2]:
                 best = ("lookup", L, v)
         drafted = None
@@ -151,7 +181,6 @@ class Auto:
         trie = Trie.rooted(anchor)
         if name == "lookup":
             trie.add_row(lookup_chain[:L], LOOKUP)
-            self._last["lookup"] = lookup_chain[:L]
         elif name == "dflash":
             d, conf = drafted
             trie.add_row(d[:L], DRAFTER1, conf[:L])

@@ -35,14 +35,18 @@ class PromptLookup:
         return trie
 
     def continuation(self, seq: list[int]) -> list[int]:
+        return self.match(seq)[1]
+
+    def match(self, seq: list[int]) -> tuple[int, list[int]]:
+        """(length of the n-gram that matched, the chain that followed it); (0, []) when none did."""
         if seq[: len(self._seq)] != self._seq:  # not a continuation of the indexed text: start over
             self._seq, self._next = [], {}
         self._extend(seq)
         for n in range(min(self.max_ngram, len(seq) - 1), self.min_ngram - 1, -1):
             start = self._next.get(tuple(seq[-n:]))
             if start is not None:
-                return seq[start:start + self.gamma]
-        return []
+                return n, seq[start:start + self.gamma]
+        return 0, []
 
     def _extend(self, seq: list[int]) -> None:
         """Index the n-grams that end before the last token (so the text's own tail never matches itself)."""

@@ -7,11 +7,12 @@ from engine.drafters import SharedHead
 from engine.events import Finished
 from engine.generate import generate
 from engine.methods import make_method
-from engine.methods.auto import Auto, Calibration, chain_value, useful_block
+from engine.methods.auto import Auto, Calibration, LookupScore, chain_value, useful_block
 from engine.target import Target, TargetSettings
 from tests.engine.greedy_check import first_divergence, greedy_reference
 from tests.engine.methods.test_drafting import tiny_drafter
 
+CPU = CostCurve({1: 0.080, 2: 0.125, 4: 0.179, 8: 0.490, 16: 0.536, 64: 1.8})   # measured here (DESIGN §4)
 FLAT = CostCurve({1: 0.01, 2: 0.0101, 4: 0.0102, 8: 0.0104, 16: 0.0108, 64: 0.012})   # a GPU-like curve
 STEEP = CostCurve({1: 0.01, 2: 0.02, 4: 0.04, 8: 0.08, 16: 0.16, 64: 0.64})           # verify costs n steps
 
@@ -36,8 +37,52 @@ def test_chain_value_cuts_where_tokens_per_second_peak():
 def test_block_length_follows_the_cost_curve():
     assert useful_block(FLAT, 16) == 16
     assert useful_block(STEEP, 16) == 3
-    cpu = CostCurve({1: 0.080, 2: 0.125, 4: 0.179, 8: 0.490, 16: 0.536, 64: 1.8})  # measured here (DESIGN §4)
-    assert 4 <= useful_block(cpu, 16) <= 7
+    assert 4 <= useful_block(CPU, 16) <= 7
+
+
+def test_lookup_score_settles_chains_against_the_text_that_followed():
+    score = LookupScore(max_ngram=3, gamma=4, prior=0.5, weight=2.0, fade=1.0)
+    score.offer(2, 1, [7, 8, 9, 9])
+    score.settle([0, 1])                    # nothing known past the chain's start yet
+    assert np.allclose(score.rates(1, 4), 0.5)
+    score.settle([0, 1, 7, 8])              # agrees so far: its first two depths score, the chain stays open
+    assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 0.5, 0.5])
+    score.settle([0, 1, 7, 8, 5, 6])        # refused 9; depth 3 was never tested    assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 1 / 3, 0.5])
+    assert np.allclose(score.rates(3, 4), 0.5)  # other n-gram lengths keep their own counts
+    score.settle([0, 1, 7, 8, 5, 6, 1])     # settled chains are not scored twice
+    assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 1 / 3, 0.5])
+
+
+def _replay(method, prompt, answer):
+    """Drive `method` along a fixed answer as generate() would, verifying its trees against the answer;
+    what it chose at each step."""
+    method.start(prompt, 0, None)
+    text, p, chosen = list(prompt) + list(answer), len(prompt), []
+    while p < len(text):
+        chain = method.propose(text[:p], text[p]).tokens[1:]
+        n = 0
+        while n < len(chain) and p + 1 + n < len(text) and chain[n] == text[p + 1 + n]:
+            n += 1
+        method.observe([text[p]] + chain[:n], None)
+        chosen.append(method.choice)
+        p += n + 1
+    return chosen
+
+
+def test_auto_drops_lookup_where_its_chains_rarely_match():
+    rng = np.random.default_rng(0)
+    prose = [int(t) for t in rng.integers(0, 50, 400)]  # a small vocabulary: matches are many, continuations random
+    chosen = _replay(Auto(CPU), prose[:100], prose[100:])
+    assert chosen[-200:].count("lookup") <= 4
+
+
+def test_auto_takes_lookup_where_the_answer_copies_the_prompt():
+    rng = np.random.default_rng(1)
+    prompt = [int(t) for t in rng.integers(0, 50, 100)]
+    answer = prompt[10:90]
+    chosen = _replay(Auto(CPU), prompt, answer)
+    assert chosen[4:].count("lookup") == len(chosen) - 4   # after a few tokens of evidence
+    assert len(chosen) <= len(answer) / 2     # long chains taken: at least two tokens a step on average
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ def test_longest_recent_ngram_wins():
 
 def test_falls_back_to_shorter_ngram_and_to_nothing():
     m = PromptLookup(gamma=2, max_ngram=3)
-    assert m.continuation([1, 2, 3, 4, 3]) == [4, 3]
-    assert m.continuation([1, 2, 3]) == []
+    assert m.match([1, 2, 3, 4, 3]) == (1, [4, 3])   # the n-gram length says how much evidence matched
+    assert m.match([1, 2, 3, 4, 1, 2, 3]) == (3, [4, 1])
+    assert m.match([1, 2, 3]) == (0, [])
 
 
 def test_proposes_a_chain_rooted_at_the_anchor():
