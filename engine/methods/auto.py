@@ -3,7 +3,8 @@
 Expected tokens come from drafter confidences mapped to acceptance probabilities by a calibration
 learnt online from what the target accepted (per confidence bin, starting from the identity map);
 for prompt lookup, from how often its chains matched what followed, per depth and matched n-gram length. Seconds come from the calibrated
-verify cost curve t(n) plus each drafter's measured cost. Candidates: plain (the root alone), the
+verify cost curve t(n), corrected by what auto's own steps of each size took (`StepCost`), plus
+each drafter's measured cost. Candidates: plain (the root alone), the
 lookup chain cut at any depth, drafter 1's chain cut at any depth, and that chain plus VP rows at the
 likeliest rejection points (d2sd) when VP rows have recently paid for their pass.
 
@@ -88,7 +89,29 @@ class LookupScore:
         self._open = []
 
 
-def chain_value(p_accept: np.ndarray, curve: CostCurve, fixed_s: float) -> tuple[int, float]:
+class StepCost:
+    """Seconds a step verifying n nodes takes: the calibrated curve until steps of that size have been
+    timed here, then their running average. Calibration times a bare verify pass on a fixed text;
+    a step in a real answer also pays the walk, the commit and the streaming, and the pass itself
+    can run slower than calibrated (measured: 4-node chains at 1.1-1.5x their calibrated time while
+    single tokens matched). Sizes not yet timed carry the overhead seen on single steps."""
+
+    def __init__(self, curve: CostCurve, weight: float = 0.2):
+        self.curve, self.weight = curve, weight
+        self.timed: dict[int, float] = {}
+
+    def t(self, n: int) -> float:
+        if n in self.timed:
+            return self.timed[n]
+        overhead = self.timed[1] - self.curve.t(1) if 1 in self.timed else 0.0
+        return self.curve.t(n) + overhead
+
+    def record(self, n: int, seconds: float) -> None:
+        old = self.timed.get(n)
+        self.timed[n] = seconds if old is None else (1 - self.weight) * old + self.weight * seconds
+
+
+def chain_value(p_accept: np.ndarray, curve: CostCurve | StepCost, fixed_s: float) -> tuple[int, float]:
     """Best cut L of a chain (0 = root alone): (L, expected tokens per second) with per-token
     acceptance probabilities `p_accept` (conditional on the previous one being accepted)."""
     expected = 1.0 + np.concatenate(([0.0], np.cumsum(np.cumprod(p_accept))))
@@ -108,8 +131,10 @@ class Auto:
     name = "auto"
 
     def __init__(self, curve: CostCurve, drafter=None, vp_drafter=None, *, gamma: int | None = None,
-                 k: int = 4, lookup_gamma: int = 8, pause_steps: int = 8, max_pause: int = 256):
-        self.curve = curve
+                 k: int = 4, lookup_gamma: int = 8, pause_steps: int = 8, max_pause: int = 256,
+                 clock=time.perf_counter):
+        self.cost, self.clock = StepCost(curve), clock
+        self._verify_from: tuple[float, int] | None = None  # (when the last tree left propose, its nodes)
         self.drafter, self.vp = drafter, vp_drafter
         self.gamma = gamma or (useful_block(curve, drafter.config.block_size) if drafter else 0)
         self.k = k
@@ -137,6 +162,7 @@ class Auto:
     def start(self, prompt, reused, features) -> None:
         self.lookup.start(prompt, reused, features)
         self.lookup_score.forget_open()
+        self._verify_from = None  # a prefill came between: not a step's cost
         if self.sync:
             self._flush()
             self.sync.start(reused, features)
@@ -155,23 +181,26 @@ class Auto:
             self.vp_gain = 0.8 * self.vp_gain + 0.2 * (len(got) - _common(got, last["draft"][0]))
 
     def propose(self, history, anchor) -> Trie:
+        if self._verify_from is not None:
+            since, nodes = self._verify_from
+            self.cost.record(nodes, self.clock() - since)
         self._last, self.vp_s = {}, 0.0
-        t1 = self.curve.t(1)
+        t1 = self.cost.t(1)
         best = ("ar", 0, 1.0 / t1)
         text = history + [anchor]
         self.lookup_score.settle(text)
         ngram, lookup_chain = self.lookup.match(text)
         if lookup_chain:
             self.lookup_score.offer(len(text), ngram, lookup_chain)
-            L, v = chain_value(self.lookup_score.rates(ngram, len(lookup_chain)), self.curve, 0.0)
+            L, v = chain_value(self.lookup_score.rates(ngram, len(lookup_chain)), self.cost, 0.0)
             if v > best[2]:
                 best = ("lookup", L, v)
         drafted = None
         if self.drafter is not None and self._pause == 0:
             drafted = self._draft(anchor)
             p = self.calibration.p(drafted[1])
-            L, v = chain_value(p, self.curve, 0.0)
-            _, v_paid = chain_value(p, self.curve, self.draft_s)
+            L, v = chain_value(p, self.cost, 0.0)
+            _, v_paid = chain_value(p, self.cost, self.draft_s)
             self._update_pause(v_paid > best[2])
             if v > best[2]:
                 best = ("dflash", L, v)
@@ -189,6 +218,7 @@ class Auto:
                 name = "d2sd"
                 self._add_vp_rows(trie, anchor, d[:L], conf[:L])
         self.choice = name
+        self._verify_from = (self.clock(), len(trie))
         return trie
 
     # --- internals -----------------------------------------------------------------------------------
@@ -223,8 +253,8 @@ class Auto:
         p = self.calibration.p(conf)
         expected = 1.0 + float(np.cumprod(p).sum())
         n_extra = min(self.k, L) * max(1, self.gamma // 2)
-        base_s = self.curve.t(L + 1)
-        with_vp_s = self.curve.t(L + 1 + n_extra) + self.vp_cost
+        base_s = self.cost.t(L + 1)
+        with_vp_s = self.cost.t(L + 1 + n_extra) + self.vp_cost
         return (expected + self.vp_gain) / with_vp_s > expected / base_s
 
     def _add_vp_rows(self, trie: Trie, anchor: int, d: np.ndarray, conf: np.ndarray) -> None:

@@ -53,13 +53,26 @@ def test_lookup_score_settles_chains_against_the_text_that_followed():
     assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 1 / 3, 0.5])
 
 
-def _replay(method, prompt, answer):
-    """Drive `method` along a fixed answer as generate() would, verifying its trees against the answer;
-    what it chose at each step."""
+class StepClock:
+    """Time as auto sees it in `_replay`: each verify step advances it by `seconds(nodes)`."""
+
+    def __init__(self, seconds):
+        self.now, self.seconds = 0.0, seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _replay(method, prompt, answer, clock=None):
+    """Drive `method` along a fixed answer as generate() would, verifying its trees against the answer
+    (each step taking `clock`'s time, if given); what it chose at each step."""
     method.start(prompt, 0, None)
     text, p, chosen = list(prompt) + list(answer), len(prompt), []
     while p < len(text):
-        chain = method.propose(text[:p], text[p]).tokens[1:]
+        trie = method.propose(text[:p], text[p])
+        if clock:
+            clock.now += clock.seconds(len(trie))
+        chain = trie.tokens[1:]
         n = 0
         while n < len(chain) and p + 1 + n < len(text) and chain[n] == text[p + 1 + n]:
             n += 1
@@ -72,7 +85,8 @@ def _replay(method, prompt, answer):
 def test_auto_drops_lookup_where_its_chains_rarely_match():
     rng = np.random.default_rng(0)
     prose = [int(t) for t in rng.integers(0, 50, 400)]  # a small vocabulary: matches are many, continuations random
-    chosen = _replay(Auto(CPU), prose[:100], prose[100:])
+    clock = StepClock(CPU.t)
+    chosen = _replay(Auto(CPU, clock=clock), prose[:100], prose[100:], clock)
     assert chosen[-200:].count("lookup") <= 4
 
 
@@ -80,9 +94,20 @@ def test_auto_takes_lookup_where_the_answer_copies_the_prompt():
     rng = np.random.default_rng(1)
     prompt = [int(t) for t in rng.integers(0, 50, 100)]
     answer = prompt[10:90]
-    chosen = _replay(Auto(CPU), prompt, answer)
+    clock = StepClock(CPU.t)
+    chosen = _replay(Auto(CPU, clock=clock), prompt, answer, clock)
     assert chosen[4:].count("lookup") == len(chosen) - 4   # after a few tokens of evidence
     assert len(chosen) <= len(answer) / 2     # long chains taken: at least two tokens a step on average
+
+
+def test_auto_times_its_steps_and_drops_chains_slower_than_calibrated():
+    rng = np.random.default_rng(2)
+    prompt = [int(t) for t in rng.integers(0, 50, 100)]
+    copy = [prompt[(10 + 7 * i) % 95 + j] for i in range(40) for j in range(4)]  # short copied runs
+    honest, slow = StepClock(CPU.t), StepClock(lambda n: CPU.t(1) * n)  # verify really costs n steps
+    chose = {name: _replay(Auto(CPU, clock=c), prompt, copy, c) for name, c in (("honest", honest), ("slow", slow))}
+    assert chose["honest"][-60:].count("lookup") >= 20
+    assert chose["slow"][-60:].count("lookup") <= 3    # no chain pays when n nodes cost n single steps
 
 
 @pytest.fixture(scope="module")
