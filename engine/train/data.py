@@ -72,6 +72,12 @@ def _write_shard(folder: Path, samples: list[_Slot]) -> None:
     os.replace(tmp, folder / f"{name}.npz")  # the index lands last: a shard without it does not exist
 
 
+def stored_layers(folder: Path) -> tuple[int, ...] | None:
+    """The target layers whose features `folder` holds, None when it holds no data yet."""
+    path = folder / META
+    return tuple(json.loads(path.read_text())["layers"]) if path.exists() else None
+
+
 def _check_meta(folder: Path, meta: dict) -> None:
     path = folder / META
     if path.exists():

@@ -59,6 +59,17 @@ class Recipe:
         return self.data_layers or self.layers
 
 
+def data_layers(folder: Path, recipe: Recipe) -> tuple[int, ...]:
+    """The layers the data folder holds once it exists (a recipe that does not name them takes them as
+    they are: more layers than the drafter reads is fine); else the ones the recipe will store."""
+    held = data_stage.stored_layers(folder)
+    if held is None:
+        return recipe.stored_layers()
+    if recipe.data_layers and tuple(recipe.data_layers) != held:
+        raise ValueError(f"{folder} holds features of layers {held}, the recipe asks for {tuple(recipe.data_layers)}")
+    return held
+
+
 def work_dir(sha256: str) -> Path:
     return cache_dir() / "train" / sha256[:16]
 
@@ -107,10 +118,11 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     from engine.train.prompts import training_prompts
     t = time.time()
     folder = work / "data"
+    layers = data_layers(folder, recipe)
     have = data_stage.Dataset(folder).answer_tokens() if (folder / data_stage.META).exists() and \
         list(folder.glob("shard-*.npz")) else 0
     if have < recipe.data_tokens:
-        settings = data_stage.DataSettings(layers=recipe.stored_layers(), slots=recipe.slots,
+        settings = data_stage.DataSettings(layers=layers, slots=recipe.slots,
                                            max_new=recipe.max_new, n_threads=n_threads)
         data_stage.generate(target, sha, prompts or training_prompts(recipe.seed), folder, settings,
                             max_answer_tokens=recipe.data_tokens, stop=out_of_time, log=log)
@@ -120,7 +132,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     ds = data_stage.Dataset(folder)
     train_ids, held_ids = heldout(ds)
     record["data"] = {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),
-                      "answer_tokens": ds.answer_tokens(), "tokens": int(ds.lengths.sum())}
+                      "answer_tokens": ds.answer_tokens(), "tokens": int(ds.lengths.sum()), "layers": list(layers)}
 
     head = SharedHead.from_gguf(target)
     info = head.info
@@ -129,9 +141,9 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     vocab = DraftVocab.from_counts(counts, min(recipe.vocab_size, int((counts > 0).sum())))
     record["vocab"] = {"size": len(vocab), "answer_coverage": round(float(counts[vocab.ids].sum() / counts.sum()), 4)}
     embedding, output = head.weights(torch.device("cpu"), torch.float32)
-    columns = feature_columns(config, recipe.stored_layers())
+    columns = feature_columns(config, layers)
     scale = feature_scale(ds, train_ids, columns, seed=recipe.seed) if recipe.scale_features else None
-    frozen = Frozen(embedding, output, vocab, config, recipe.stored_layers(), scale)
+    frozen = Frozen(embedding, output, vocab, config, layers, scale)
 
     common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed,
                   scaled_features=scale is not None, sample_positions=recipe.sample_positions)

@@ -92,9 +92,13 @@ class Frozen:
         self.to_draft[torch.as_tensor(vocab.ids)] = torch.arange(len(vocab))
         self.vocab = vocab
         self.columns = feature_columns(config, data_layers)
+        self.data_layers, self.width = tuple(data_layers), len(data_layers) * config.hidden_size
         self.scale = None if scale is None else torch.as_tensor(scale, dtype=torch.float32)
 
     def features(self, feats: np.ndarray) -> torch.Tensor:
+        if feats.shape[1] != self.width:  # columns of the wrong layers would train silently
+            raise ValueError(f"stored features are {feats.shape[1]} wide, not the {self.width} of layers "
+                             f"{self.data_layers}: the data holds other layers than these")
         x = torch.from_numpy(np.ascontiguousarray(feats[:, self.columns], dtype=np.float32))
         return x if self.scale is None else x / self.scale
 

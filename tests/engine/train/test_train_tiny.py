@@ -1,5 +1,6 @@
 """The whole pipeline on the tiny random GGUF: data generation, resume, training, export, reload."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 from engine.drafters import Drafter, SharedHead
 from engine.drafters.model import DFlashModel
 from engine.train import data as data_stage
-from engine.train.pipeline import Recipe, count_vocab, drafter_config, run, work_dir
+from engine.train.pipeline import Recipe, count_vocab, data_layers, drafter_config, run, work_dir
 from engine.train.trainer import Frozen, TrainSettings, heldout, train
 from engine.drafters.cache import file_sha256
 from engine.drafters.draft_vocab import DraftVocab
@@ -59,6 +60,24 @@ def test_data_generation_resumes_without_repeating_prompts(tiny_data, tiny_gguf)
     with pytest.raises(ValueError, match="another layers"):
         data_stage.generate(tiny_gguf, file_sha256(tiny_gguf), PROMPTS, folder,
                             data_stage.DataSettings(layers=(0,), max_new=24), max_answer_tokens=1)
+
+
+def test_training_reads_the_layers_the_data_holds_not_the_recipes_default(tiny_data, tiny_gguf, tmp_path):
+    folder = tiny_data[0]                                      # holds layers (0, 1)
+    drafter_reads_1 = replace(RECIPE, layers=(1,))
+    assert data_layers(folder, drafter_reads_1) == (0, 1)     # the drafter's layer 1 is the second column block
+    assert data_layers(tmp_path / "empty", drafter_reads_1) == (1,)
+    with pytest.raises(ValueError, match="holds features of layers"):
+        data_layers(folder, replace(RECIPE, data_layers=(1,)))
+    ds, config, _ = _setup(tiny_gguf, folder)
+    head = SharedHead.from_gguf(tiny_gguf)
+    emb, out = head.weights(torch.device("cpu"), torch.float32)
+    one_layer = drafter_config(drafter_reads_1, head.info.n_embd, head.info.n_vocab, head.info.n_layer)
+    wrong = Frozen(emb, out, DraftVocab(np.arange(8)), one_layer, (1,))   # as if the data held layer 1 alone
+    with pytest.raises(ValueError, match="wide"):
+        wrong.features(ds.sample(0)[2])
+    right = Frozen(emb, out, DraftVocab(np.arange(8)), one_layer, (0, 1))
+    assert np.array_equal(right.features(ds.sample(0)[2]).numpy(), ds.sample(0)[2][:, head.info.n_embd:].astype(np.float32))
 
 
 def _setup(tiny_gguf, folder, scale=None):
@@ -138,6 +157,7 @@ def test_pipeline_exports_a_pair_that_loads_as_drafters(tiny_gguf, tmp_path):
     # a second run finds every stage done and does not generate or train again
     again = run(tiny_gguf, out, RECIPE, prompts=PROMPTS, n_threads=1, log=lambda m: None)
     assert again["data"] == record["data"]
+    assert record["data"]["layers"] == [0, 1] and "layers (0, 1)" in card
     assert (work_dir(file_sha256(tiny_gguf)) / "block" / "state.json").exists()
 
 
