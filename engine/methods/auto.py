@@ -2,11 +2,11 @@
 
 Expected tokens come from drafter confidences mapped to acceptance probabilities by a calibration
 learnt online from what the target accepted (per confidence bin, starting from the identity map);
-for prompt lookup, from how often its chains matched what followed, per depth and matched n-gram length. Seconds come from the calibrated
-verify cost curve t(n), corrected by what auto's own steps of each size took (`StepCost`), plus
-each drafter's measured cost. Candidates: plain (the root alone), the
-lookup chain cut at any depth, drafter 1's chain cut at any depth, and that chain plus VP rows at the
-likeliest rejection points (d2sd) when VP rows have recently paid for their pass.
+for prompt lookup, from how often its chains matched what followed, per depth and matched n-gram
+length. Seconds come from the calibrated verify cost curve t(n), corrected by what auto's own steps
+of each size took (`StepCost`), plus each drafter's measured cost. Candidates: plain (the root
+alone), the lookup chain cut at any depth, drafter 1's chain cut at any depth, and that chain plus
+VP rows at the likeliest rejection points (d2sd) when VP rows have recently paid for their pass.
 
 Drafting is itself a cost paid before its value is known: when the best drafted tree would not
 have beaten plain decoding even counting its own draft time, drafting pauses for a while (doubling
@@ -62,7 +62,8 @@ class LookupScore:
         self.hits = np.full((max_ngram + 1, gamma), prior * weight)
         self.seen = np.full((max_ngram + 1, gamma), weight)
         self.fade = fade
-        self._open: list[tuple[int, int, list[int], int]] = []  # (where its first token goes, n-gram, chain, depths scored)
+        # (where its first token goes, n-gram length, chain, depths scored so far)
+        self._open: list[tuple[int, int, list[int], int]] = []
 
     def rates(self, ngram: int, length: int) -> np.ndarray:
         return self.hits[ngram, :length] / self.seen[ngram, :length]
