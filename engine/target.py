@@ -108,9 +108,19 @@ class _FeatureCapture:
         self._get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
         self._get.restype = None
         self.parts: list[list[np.ndarray]] = [[] for _ in layers]
+        self.error: BaseException | None = None
         self.callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_tensor)
 
     def _on_tensor(self, tensor_p, ask, user_data) -> bool:
+        # ctypes prints and drops an exception raised in a callback, and Ctrl-C or a SIGTERM handler
+        # lands here more often than not: keep it for `raise_pending` once llama_decode has returned.
+        try:
+            return self._copy(tensor_p, ask)
+        except BaseException as e:
+            self.error = self.error or e
+            return True
+
+    def _copy(self, tensor_p, ask) -> bool:
         t = ctypes.cast(tensor_p, ctypes.POINTER(self._Tensor)).contents
         k = self._wanted.get(t.name)
         if ask:
@@ -121,6 +131,13 @@ class _FeatureCapture:
             self._get(tensor_p, out.ctypes.data, 0, out.nbytes)
             self.parts[k].append(out)
         return True
+
+    def raise_pending(self) -> None:
+        """Re-raise what the callback caught during the last decode; its partial copies go too."""
+        if self.error is not None:
+            error, self.error = self.error, None
+            self.parts = [[] for _ in self.layers]
+            raise error
 
     def take(self) -> np.ndarray:
         """[n_tokens, len(layers) * n_embd] for the tokens decoded since the last take."""
@@ -287,6 +304,8 @@ class Target:
                 b.seq_id[i][j] = s
             b.logits[i] = want_logits[i] if per_row else want_logits
         rc = llama_cpp.llama_decode(self._ctx, b)
+        if self._capture:
+            self._capture.raise_pending()
         if rc != 0:
             raise TargetError(f"llama_decode failed with code {rc}{_last_log()}")
 

@@ -125,3 +125,27 @@ def test_feature_capture_returns_chosen_layers_for_every_node(tiny_gguf):
         t.commit(trie, flat, [0, 3])
         assert t.features.shape == (2, 128)
         assert np.isfinite(t.features).all() and np.abs(t.features).sum() > 0
+
+
+def test_an_interrupt_during_feature_capture_surfaces_after_the_decode(tiny_gguf):
+    """Ctrl-C or a stop signal usually lands inside the capture callback, where ctypes would swallow it and
+    leave the features short; it must reach the caller, and the target must still work afterwards."""
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=256, n_threads=1, capture_layers=(0, 1))) as t:
+        prompt = t.tokenize("def hello(name):")
+        t.prepare(prompt)
+        expected = t.features.copy()
+        t.reset()
+        real_get, calls = t._capture._get, []
+
+        def interrupted_once(*args):
+            calls.append(args)
+            if len(calls) == 2:  # the second layer's copy: the first one is already kept
+                raise KeyboardInterrupt
+            return real_get(*args)
+
+        t._capture._get = interrupted_once
+        with pytest.raises(KeyboardInterrupt):
+            t.prepare(prompt)
+        t.reset()
+        t.prepare(prompt)
+        np.testing.assert_array_equal(t.features, expected)
