@@ -12,12 +12,13 @@ DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
                 drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None,
-                reuse: int = 0) -> Method:
+                reuse: int = 0, alt: int = 0) -> Method:
     """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects, by default the pair
     shipped for the target; without a VP drafter d2sd reuses drafter 1 in its place. Drafter methods
     switch the target to capture their features. `auto` takes the target's verify cost `curve`
     (measured and cached for it when not given) and uses the drafters when there are any. `reuse`:
-    d2sd with drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows)."""
+    d2sd with drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows). `alt`:
+    d2sd's VP rows re-anchor on drafter 1's runner-up tokens (`D2SD`)."""
     if name == "ar":
         return Plain()
     if name == "lookup":
@@ -53,4 +54,4 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         return Naive(drafter, gamma, k, budget)
     if name == "ddtree":
         return DDTree(drafter, gamma, budget or 32)
-    return D2SD(drafter, vp_drafter, gamma, k, budget)
+    return D2SD(drafter, vp_drafter, gamma, k, budget, alt=alt)

@@ -36,18 +36,30 @@ class DrafterSync:
             d.append_context(features)
 
 
+def _survival(conf: np.ndarray) -> np.ndarray:
+    """prod_{k<=i} c_k for i = 0..len(conf)-1: the chance that the first i draft tokens are accepted."""
+    return np.concatenate([[1.0], np.cumprod(np.asarray(conf, dtype=np.float64))[:-1]])
+
+
 def rejection_boundaries(conf: np.ndarray) -> np.ndarray:
     """r(i) = prod_{k<=i} c_k * (1 - c_{i+1}), i = 0..len(conf)-1: the chance that exactly i draft
     tokens are accepted, from drafter 1's confidences c_1..c_{gamma-1} (conf[0] is c_1)."""
-    conf = np.asarray(conf, dtype=np.float64)
-    survive = np.concatenate([[1.0], np.cumprod(conf)[:-1]])
-    return survive * (1.0 - conf)
+    return _survival(conf) * (1.0 - np.asarray(conf, dtype=np.float64))
 
 
 def top_boundaries(conf: np.ndarray, k: int) -> list[int]:
     """The K most likely rejection points i (most likely first)."""
     r = rejection_boundaries(conf)
     return [int(i) for i in np.argsort(-r, kind="stable")[:k]]
+
+
+def runner_up_points(conf: np.ndarray, runners_up: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """The K likeliest (i, j), most likely first: drafter 1's first i draft tokens are accepted and its
+    rank-j token (j >= 1) is the target's at draft position i+1, with chance prod_{k<=i} c_k * p_j(i+1).
+    `runners_up`: [gamma-1, top-1] probabilities of ranks 1.. at positions 1..gamma-1."""
+    value = _survival(conf)[:, None] * np.asarray(runners_up, dtype=np.float64)
+    best = np.argsort(-value, axis=None, kind="stable")[:k]
+    return [(int(b) // value.shape[1], int(b) % value.shape[1] + 1) for b in best]
 
 
 class _DrafterMethod:
@@ -137,35 +149,56 @@ class DDTree(_DrafterMethod):
 
 
 class D2SD(_DrafterMethod):
-    """Dual drafters: drafter 1's block, then the VP drafter re-anchored at drafter 1's K likeliest
-    rejection points in one batched pass; all rows merged into one trie (DESIGN §2)."""
+    """Dual drafters: drafter 1's block, then the VP drafter re-anchored at K points of it in one batched
+    pass; all rows merged into one trie (DESIGN §2).
+
+    Default (the paper's): the K likeliest rejection points i, each VP row seeing drafter 1's first i
+    tokens and redrawing position i+1 on. A VP drafter that agrees with drafter 1 there adds nothing
+    where the chain is most likely to break, so `alt=True` re-anchors on a runner-up instead: the K
+    likeliest (i, j) where drafter 1's first i tokens hold and its rank-j token at i+1 is the target's;
+    each row sees that token too, and the VP drafter continues after it."""
     name = "d2sd"
     vp_s = 0.0  # seconds the last propose spent on VP rows: generate() reports it apart from drafter 1
 
-    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None):
+    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None, alt: bool = False,
+                 top: int = 4):
         super().__init__(drafter, gamma, budget)
         self.vp = vp_drafter or drafter
         if self.vp.config.mask_token_id != drafter.config.mask_token_id:
             raise ValueError("drafter 1 and the VP drafter use different mask tokens")
-        self.k = k
+        self.k, self.alt, self.top = k, bool(alt), top
         self.sync = DrafterSync(drafter, self.vp)
 
     def propose(self, history, anchor) -> Trie:
         block = self.block(anchor)
-        tokens, conf = self.drafter.draft(block)
-        d, c = tokens[0], conf[0]
+        if self.alt:
+            ids, probs = self.drafter.draft_topk(block, self.top)
+            ids, probs = ids[0], probs[0]
+            d, c = ids[:, 0], probs[:, 0]
+            points = runner_up_points(c[1:], probs[1:, 1:], self.k)
+        else:
+            d, c = (x[0] for x in self.drafter.draft(block))
+            points = [(i, 0) for i in top_boundaries(c[1:], self.k)]
         trie = Trie.rooted(anchor, self.budget)
         trie.add_row(d[1:], DRAFTER1, c[1:])
         t_vp = time.perf_counter()
-        points = top_boundaries(c[1:], self.k)
         if points:
             rows = np.repeat(block, len(points), axis=0)
-            for r, i in enumerate(points):
+            for r, (i, j) in enumerate(points):
                 rows[r, 1:i + 1] = d[1:i + 1]
+                if j:
+                    rows[r, i + 1] = ids[i + 1, j]
             vp_tokens, vp_conf = self.vp.draft(rows)
-            for r, i in enumerate(points):
+            for r, (i, j) in enumerate(points):
                 shared = trie.add_row(d[1:i + 1], DRAFTER1, c[1:i + 1])
-                if len(shared) == i:
-                    trie.add_row(vp_tokens[r, i + 1:], VP, vp_conf[r, i + 1:], start=shared[-1] if shared else 0)
+                node = shared[-1] if shared else 0
+                if len(shared) < i:
+                    continue  # the node budget ran out
+                if j:
+                    node = trie.add_node(node, int(ids[i + 1, j]), DRAFTER1, float(probs[i + 1, j]))
+                    if node is None:
+                        continue
+                tail = i + 1 + (j > 0)
+                trie.add_row(vp_tokens[r, tail:], VP, vp_conf[r, tail:], start=node)
         self.vp_s = time.perf_counter() - t_vp
         return trie
