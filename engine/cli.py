@@ -12,10 +12,12 @@ from engine.verify import SamplerSettings
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
     p.add_argument("--method", default="ar",
-                   help="decoding method: ar, lookup, dflash, naive, ddtree, d2sd (default ar)")
+                   help="decoding method: ar, lookup, ardraft, dflash, naive, ddtree, d2sd, auto (default ar)")
     p.add_argument("--gamma", type=int, default=None, help="draft length for lookup / drafters")
     p.add_argument("--k", type=int, default=4, help="d2sd / naive: rows re-anchored or resampled")
     p.add_argument("--budget", type=int, default=None, help="most tokens in one verified tree")
+    p.add_argument("--alt", action="store_true",
+                   help="d2sd: re-anchor the VP rows on drafter 1's runner-up tokens (better with weak drafters)")
     p.add_argument("--drafter", help="drafter 1 folder (default: the one shipped for the target)")
     p.add_argument("--vp-drafter", help="VP drafter folder (default: shipped, else drafter 1 reused)")
     p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
@@ -111,7 +113,7 @@ def _method(a, target):
 
         vp = Path(a.vp_drafter) if a.vp_drafter else None
         drafters["drafter"], drafters["vp_drafter"] = load_pair(target.info.path, Path(a.drafter), vp)
-    return make_method(a.method, target, gamma=a.gamma, k=a.k, budget=a.budget, **drafters)
+    return make_method(a.method, target, gamma=a.gamma, k=a.k, budget=a.budget, alt=int(a.alt), **drafters)
 
 
 def _stats_line(s) -> str:

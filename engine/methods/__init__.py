@@ -29,6 +29,8 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         return ARDraft.load(target, draft_model, gamma=gamma or 4, p_min=p_min)
     if name not in DRAFTER_METHODS | {"auto"}:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    if alt and name != "d2sd":
+        raise ValueError(f"alt (runner-up re-anchoring) is a d2sd option, not one of {name!r}")
     if drafter is None and target is not None:
         from engine.drafters.pair import load_pair, pair_for
 
