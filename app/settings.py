@@ -17,10 +17,10 @@ METHOD_KNOBS: dict[str, tuple[str, ...]] = {
     "dflash": ("gamma", "node_budget"),
     "naive": ("gamma", "k", "node_budget"),
     "ddtree": ("gamma", "node_budget"),
-    "d2sd": ("gamma", "k", "node_budget"),
+    "d2sd": ("gamma", "k", "node_budget", "runner_up"),
 }
 # settings field -> engine.methods.make_method keyword
-_METHOD_KWARGS = {"gamma": "gamma", "k": "k", "node_budget": "budget"}
+_METHOD_KWARGS = {"gamma": "gamma", "k": "k", "node_budget": "budget", "runner_up": "alt"}
 
 
 @dataclass
@@ -32,6 +32,7 @@ class AppSettings:
     gamma: int = 16                 # block length (paper default)
     k: int = 4                      # re-anchor rows (paper default)
     node_budget: int = 64           # ddtree-style trie size cap
+    runner_up: bool = False         # d2sd: VP rows re-anchor on drafter 1's runner-up tokens
     n_gpu_layers: int = -1          # -1: every layer when llama.cpp was built with GPU offload
     n_threads: int = max(1, min(8, os.cpu_count() or 1))
     n_ctx: int = 4096

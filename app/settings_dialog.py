@@ -32,6 +32,10 @@ class SettingsDialog(QDialog):
         self.gamma = _spin(1, 64, settings.gamma)
         self.k = _spin(1, 16, settings.k)
         self.node_budget = _spin(1, 512, settings.node_budget)
+        self.runner_up = QCheckBox("Re-anchor on drafter 1's runner-up tokens (d2sd)")
+        self.runner_up.setToolTip("Each VP row starts from drafter 1's second choice where its chain is likely "
+                                  "to break; better than the paper's rows when drafter 1 is weak")
+        self.runner_up.setChecked(settings.runner_up)
         self.n_gpu_layers = _spin(-1, 999, settings.n_gpu_layers)
         self.n_gpu_layers.setSpecialValueText("all")
         self.n_threads = _spin(1, os.cpu_count() or 64, settings.n_threads)
@@ -49,6 +53,7 @@ class SettingsDialog(QDialog):
         form.addRow("γ block length", self.gamma)
         form.addRow("K re-anchor rows", self.k)
         form.addRow("Node budget", self.node_budget)
+        form.addRow(self.runner_up)
         form.addRow("GPU layers", self.n_gpu_layers)
         form.addRow("CPU threads", self.n_threads)
         form.addRow("Context size", self.n_ctx)
@@ -63,7 +68,7 @@ class SettingsDialog(QDialog):
 
     def _enable_knobs(self, method: str) -> None:
         knobs = METHOD_KNOBS.get(method, ())
-        for name in ("gamma", "k", "node_budget"):
+        for name in ("gamma", "k", "node_budget", "runner_up"):
             getattr(self, name).setEnabled(name in knobs)
 
     def _browse_model(self) -> None:
@@ -81,7 +86,8 @@ class SettingsDialog(QDialog):
         return replace(self._initial, model_path=self.model_path.text().strip(),
                        drafter_dir=self.drafter_dir.text().strip(), vp_drafter_dir=self.vp_drafter_dir.text().strip(),
                        method=self.method.currentText(), gamma=self.gamma.value(), k=self.k.value(),
-                       node_budget=self.node_budget.value(), n_gpu_layers=self.n_gpu_layers.value(),
+                       node_budget=self.node_budget.value(), runner_up=self.runner_up.isChecked(),
+                       n_gpu_layers=self.n_gpu_layers.value(),
                        n_threads=self.n_threads.value(), n_ctx=self.n_ctx.value(),
                        max_tokens=self.max_tokens.value(), show_provenance=self.show_provenance.isChecked())
 

@@ -113,7 +113,7 @@ def _method(a, target):
 
         vp = Path(a.vp_drafter) if a.vp_drafter else None
         drafters["drafter"], drafters["vp_drafter"] = load_pair(target.info.path, Path(a.drafter), vp)
-    return make_method(a.method, target, gamma=a.gamma, k=a.k, budget=a.budget, alt=int(a.alt), **drafters)
+    return make_method(a.method, target, gamma=a.gamma, k=a.k, budget=a.budget, alt=a.alt, **drafters)
 
 
 def _stats_line(s) -> str:

@@ -12,7 +12,7 @@ DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
                 drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None,
-                reuse: int = 0, alt: int = 0) -> Method:
+                reuse: int = 0, alt: bool = False) -> Method:
     """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects, by default the pair
     shipped for the target; without a VP drafter d2sd reuses drafter 1 in its place. Drafter methods
     switch the target to capture their features. `auto` takes the target's verify cost `curve`

@@ -34,7 +34,8 @@ def test_method_params_only_what_the_method_takes():
     assert AppSettings(method="ar").method_params() == {}
     assert AppSettings(method="lookup", gamma=5).method_params() == {"gamma": 5}
     assert AppSettings(method="d2sd", gamma=16, k=4, node_budget=80).method_params() == {
-        "gamma": 16, "k": 4, "budget": 80}
+        "gamma": 16, "k": 4, "budget": 80, "alt": False}
+    assert AppSettings(method="dflash", runner_up=True).method_params() == {"gamma": 16, "budget": 64}
 
 
 def test_markdown_highlights_code_and_tolerates_unclosed_fences():
@@ -58,8 +59,13 @@ def test_settings_dialog_lists_the_engine_methods(qtbot):
     assert {"auto", "d2sd", "dflash", "ddtree", "ardraft", "lookup", "ar"} <= set(items)
     assert dialog.method.currentText() == "d2sd"
     dialog.vp_drafter_dir.setText(" /vp ")
+    assert dialog.runner_up.isEnabled()
+    dialog.runner_up.setChecked(True)
     chosen = dialog.result_settings()
     assert (chosen.method, chosen.drafter_dir, chosen.vp_drafter_dir) == ("d2sd", "/d1", "/vp")
+    assert chosen.method_params()["alt"] is True
+    dialog.method.setCurrentText("dflash")
+    assert not dialog.runner_up.isEnabled()
 
 
 def _step(parents, accepted, emitted, verify_s=0.02):
