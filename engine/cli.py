@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", help="target layers the drafters read, e.g. 1,13,25")
     t.add_argument("--intermediate-size", type=int)
     t.add_argument("--vocab-size", type=int, help="draft vocabulary size")
+    t.add_argument("--answers", help="token ids of answers generated before (a .npz this option wrote): "
+                                     "reused instead of generated, and updated with new ones")
     t.add_argument("--raw-features", action="store_true",
                    help="train on the target's unscaled features (continues a run begun that way)")
     return ap
@@ -241,6 +243,7 @@ def _cmd_train(a) -> int:
 
         target = ensure()
     done = run(target, Path(a.out), recipe, hours=a.hours, n_threads=a.threads,
+               answers=Path(a.answers) if a.answers else None,
                log=lambda m: print(m, file=sys.stderr, flush=True))
     if done is None:
         print("d2sd: the time budget ran out; run the same command again to continue", file=sys.stderr)

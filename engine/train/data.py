@@ -5,6 +5,8 @@ Many prompts are answered side by side, one sequence each (a context without a u
 no sequence attends over another's cells): on the 2-core CPU 16 sequences give ~2.5x the tokens/s of
 one. Finished samples go to shards written whole (temp file, then rename); a run that stops loses at
 most the samples still being generated, and the next run skips every prompt already in a shard.
+The token ids alone (`save_answers`, a few hundred kB) can live in git: on a new machine one prefill
+per sample recaptures the features, minutes instead of the hours that generating the answers took.
 
 Layout of `folder`: meta.json (target sha256, layers, limits) and per shard `shard-NNNNN.npz`
 (tokens int32 concatenated, per sample: prompt index, token start, prompt length, feature start) plus
@@ -91,10 +93,41 @@ def _check_meta(folder: Path, meta: dict) -> None:
         path.write_text(json.dumps(meta, indent=1))
 
 
+def save_answers(folder: Path, path: Path) -> None:
+    """Every sample's token ids (prompt and answer) and prompt index, compressed, written whole: the hours
+    of generation, without the features that one prefill per sample recomputes (`generate(saved=...)`)."""
+    ds = Dataset(folder)
+    samples = [ds.sample(i) for i in range(len(ds))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, tokens=np.concatenate([t for t, _, _ in samples]).astype(np.int32),
+                        lengths=np.array([len(t) for t, _, _ in samples]),
+                        n_prompt=np.array([n for _, n, _ in samples]),
+                        prompt_index=np.array([ds.prompt_index(i) for i in range(len(ds))]),
+                        target_sha256=np.array(ds.meta["target_sha256"]), max_new=np.array(ds.meta["max_new"]))
+    os.replace(tmp, path)
+
+
+def load_answers(path: Path, target_sha256: str, max_new: int) -> dict[int, tuple[np.ndarray, int]]:
+    """prompt index -> (tokens, prompt length) from `save_answers`; refuses another target's answers,
+    which would teach the drafters another model's text, and answers cut at another length."""
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["target_sha256"]) != target_sha256:
+            raise ValueError(f"{path} holds answers of another target (sha256 {str(z['target_sha256'])[:16]}…)")
+        if int(z["max_new"]) != max_new:
+            raise ValueError(f"{path} holds answers of at most {int(z['max_new'])} tokens, not {max_new}")
+        starts = np.concatenate(([0], np.cumsum(z["lengths"])[:-1]))
+        return {int(i): (z["tokens"][a:a + n], int(p))
+                for i, a, n, p in zip(z["prompt_index"], starts, z["lengths"], z["n_prompt"])}
+
+
 def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: Path, settings: DataSettings,
-             *, max_answer_tokens: int, stop=lambda: False, log=print) -> int:
+             *, max_answer_tokens: int, saved: dict[int, tuple[np.ndarray, int]] | None = None,
+             stop=lambda: False, log=print) -> int:
     """Answer prompts not yet in `folder` until `max_answer_tokens` answer tokens exist in it or
-    `stop()` says so (then the answers in progress finish first). Returns the answer tokens in the folder."""
+    `stop()` says so (then the answers in progress finish first). Answers in `saved` (`load_answers`)
+    come first and only have their features captured, in one prefill each. Returns the answer tokens
+    in the folder."""
     from engine.target import Target, TargetSettings  # llama.cpp only when generating
 
     s = settings
@@ -108,9 +141,22 @@ def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: 
                                 n_batch=max(512, s.slots), n_threads=s.n_threads, capture_layers=s.layers)
     progress = Progress("data", max_answer_tokens, start=have, log=log)
     with Target.load(target_path, settings_t) as target:
+        finished: list[_Slot] = []
+        for index, (tokens, n_prompt) in sorted((saved or {}).items()):
+            if have >= max_answer_tokens or stop():
+                break
+            if index in done or n_prompt > s.max_prompt:
+                continue
+            target.prefill_sequence(0, [int(t) for t in tokens[:-1]])
+            finished.append(_Slot(index, [int(t) for t in tokens], n_prompt, [target.features.astype(np.float16)]))
+            done.add(index)
+            have += len(tokens) - n_prompt
+            progress.update(have)
+            if len(finished) >= s.shard_samples:
+                _write_shard(folder, finished)
+                finished = []
         slots: list[_Slot | None] = [None] * s.slots
         nxt: list[int] = [0] * s.slots
-        finished: list[_Slot] = []
         exhausted = False
         while True:
             out_of_time = stop()

@@ -93,9 +93,10 @@ def count_vocab(ds: data_stage.Dataset, samples: list[int], n_vocab: int) -> np.
 
 
 def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, prompts: list[str] | None = None,
-        n_threads: int | None = None, log=print) -> dict | None:
+        n_threads: int | None = None, answers: Path | None = None, log=print) -> dict | None:
     """Run or continue the stages; returns the evaluation when everything is done, None when the
-    budget ran out first (run again to continue)."""
+    budget ran out first (run again to continue). `answers`: a `save_answers` file whose answers are
+    reused instead of generated, and which is rewritten with every answer once the data stage is done."""
     deadline = None if hours is None else time.time() + hours * 3600
 
     def out_of_time() -> bool:
@@ -124,11 +125,15 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     if have < recipe.data_tokens:
         settings = data_stage.DataSettings(layers=layers, slots=recipe.slots,
                                            max_new=recipe.max_new, n_threads=n_threads)
+        saved = data_stage.load_answers(answers, sha, recipe.max_new) if answers and answers.exists() else None
         data_stage.generate(target, sha, prompts or training_prompts(recipe.seed), folder, settings,
-                            max_answer_tokens=recipe.data_tokens, stop=out_of_time, log=log)
+                            max_answer_tokens=recipe.data_tokens, saved=saved, stop=out_of_time, log=log)
         spent("data", t)
         if out_of_time():
             return None
+    if answers and (not answers.exists() or len(data_stage.load_answers(answers, sha, recipe.max_new)) <
+                    len(data_stage.done_prompts(folder))):
+        data_stage.save_answers(folder, answers)
     ds = data_stage.Dataset(folder)
     train_ids, held_ids = heldout(ds)
     record["data"] = {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),

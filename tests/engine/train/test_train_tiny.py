@@ -62,6 +62,39 @@ def test_data_generation_resumes_without_repeating_prompts(tiny_data, tiny_gguf)
                             data_stage.DataSettings(layers=(0,), max_new=24), max_answer_tokens=1)
 
 
+def test_saved_answers_rebuild_the_data_with_one_prefill_each(tiny_data, tiny_gguf, tmp_path, monkeypatch):
+    from engine.target import Target
+
+    folder, _ = tiny_data
+    sha = file_sha256(tiny_gguf)
+    path = tmp_path / "answers.npz"
+    data_stage.save_answers(folder, path)
+    saved = data_stage.load_answers(path, sha, max_new=24)
+    old = data_stage.Dataset(folder)
+    assert len(saved) == len(old)
+
+    def no_generation(*args):
+        raise AssertionError("a saved answer was generated again")
+
+    monkeypatch.setattr(Target, "decode_sequences", no_generation)
+    settings = data_stage.DataSettings(layers=(0, 1), slots=4, max_new=24, shard_samples=3, n_threads=1)
+    n = data_stage.generate(tiny_gguf, sha, PROMPTS, tmp_path / "fresh", settings,
+                            max_answer_tokens=old.answer_tokens(), saved=saved, log=lambda m: None)
+    new = data_stage.Dataset(tmp_path / "fresh")
+    assert n == old.answer_tokens() and len(new) == len(old)
+    by_prompt = {old.prompt_index(i): old.sample(i) for i in range(len(old))}
+    for i in range(len(new)):
+        tokens, n_prompt, feats = new.sample(i)
+        old_tokens, old_n_prompt, old_feats = by_prompt[new.prompt_index(i)]
+        assert list(tokens) == list(old_tokens) and n_prompt == old_n_prompt
+        # one prefill instead of token-by-token decodes: llama.cpp's batch noise, a float16 step or two
+        np.testing.assert_allclose(feats.astype(np.float32), old_feats.astype(np.float32), atol=0.02, rtol=0)
+    with pytest.raises(ValueError, match="another target"):
+        data_stage.load_answers(path, "0" * 64, max_new=24)
+    with pytest.raises(ValueError, match="at most 24 tokens"):
+        data_stage.load_answers(path, sha, max_new=32)
+
+
 def test_training_reads_the_layers_the_data_holds_not_the_recipes_default(tiny_data, tiny_gguf, tmp_path):
     folder = tiny_data[0]                                      # holds layers (0, 1)
     drafter_reads_1 = replace(RECIPE, layers=(1,))
@@ -154,9 +187,12 @@ def test_pipeline_exports_a_pair_that_loads_as_drafters(tiny_gguf, tmp_path):
     assert block_end["tau_dflash"] == round(record["eval"]["d2sd_reuse"]["tau_dflash"], 3)
     assert block_end["tau_d2sd"] == round(record["eval"]["d2sd_reuse"]["tau_d2sd"], 3)
     assert vp_end["tau_d2sd"] == round(e["tau_d2sd"], 3)
-    # a second run finds every stage done and does not generate or train again
-    again = run(tiny_gguf, out, RECIPE, prompts=PROMPTS, n_threads=1, log=lambda m: None)
+    # a second run finds every stage done and does not generate or train again; asked to, it keeps the
+    # answers' token ids for a machine without this cache
+    answers = tmp_path / "answers.npz"
+    again = run(tiny_gguf, out, RECIPE, prompts=PROMPTS, n_threads=1, answers=answers, log=lambda m: None)
     assert again["data"] == record["data"]
+    assert len(data_stage.load_answers(answers, file_sha256(tiny_gguf), RECIPE.max_new)) == record["data"]["samples"]
     assert record["data"]["layers"] == [0, 1] and "layers (0, 1)" in card
     assert (work_dir(file_sha256(tiny_gguf)) / "block" / "state.json").exists()
 
