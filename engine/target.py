@@ -114,6 +114,8 @@ class _FeatureCapture:
     def _on_tensor(self, tensor_p, ask, user_data) -> bool:
         # ctypes prints and drops an exception raised in a callback, and Ctrl-C or a SIGTERM handler
         # lands here more often than not: keep it for `raise_pending` once llama_decode has returned.
+        # A signal can still fire on this function's first line, before the try; `take` then finds
+        # the copies short and says so.
         try:
             return self._copy(tensor_p, ask)
         except BaseException as e:
@@ -141,6 +143,9 @@ class _FeatureCapture:
 
     def take(self) -> np.ndarray:
         """[n_tokens, len(layers) * n_embd] for the tokens decoded since the last take."""
+        if not all(self.parts):
+            self.parts = [[] for _ in self.layers]
+            raise TargetError("the feature capture was interrupted (a signal inside llama.cpp's eval callback)")
         layers = [np.concatenate(p) if len(p) > 1 else p[0] for p in self.parts]
         self.parts = [[] for _ in self.layers]
         return np.concatenate(layers, axis=1)
