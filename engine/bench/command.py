@@ -117,17 +117,20 @@ def run(a) -> int:
             def after(prompt, runs) -> None:
                 journal.add(prompt.id, runs, anchor_step(prompt) if anchor_step else [])
 
-            # A stop request (kill, a closing session) ends the run like Ctrl-C does.
-            previous = signal.signal(signal.SIGTERM, _interrupt)
+            # Ctrl-C or a kill (a closing session) ends the run after the current method's run. A second
+            # Ctrl-C stops at once, at the cost of the prompt in flight.
+            stop = _StopRequest()
             try:
-                run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
-                          after_prompt=after, done=frozenset(journal.done))
-            except KeyboardInterrupt:  # Ctrl-C: the tables of the prompts finished so far, then exit
+                stopped = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
+                                    after_prompt=after, done=frozenset(journal.done), stop=stop).stopped
+            except KeyboardInterrupt:
+                stopped = True
+            finally:
+                stop.restore()
+            if stopped:
                 meta["stopped"] = {"done": len(journal.done), "of": len(prompt_list)}
                 _say(f"stopped after {len(journal.done)} of {len(prompt_list)} prompts; "
                      f"--out {out} --resume continues")
-            finally:
-                signal.signal(signal.SIGTERM, previous)
             # Every finished prompt, those of earlier (resumed) sessions included.
             res = Results(journal.runs, list(methods), [m.name for m in bench_modes])
             anchor_runs = journal.anchor_runs
@@ -231,8 +234,26 @@ def _anchor_step(found, a, target, model: Path, methods: dict, notes: list[str])
     return step
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class _StopRequest:
+    """A flag set by SIGINT or SIGTERM, which the harness checks between runs. Raising from the handler
+    instead would mostly land inside llama.cpp's eval callback, where ctypes drops the exception."""
+
+    def __init__(self):
+        self.asked = False
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def __call__(self) -> bool:
+        return self.asked
+
+    def _handle(self, signum, frame) -> None:
+        if self.asked and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.asked = True
+        _say("stopping after the current run (Ctrl-C again to stop now)")
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _progress(r: Run) -> None:

@@ -38,6 +38,7 @@ class Results:
     runs: list[Run] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)
+    stopped: bool = False       # `stop` asked to end before every prompt was done
 
 
 def run_one(target, tokens: list[int], method, label: str, prompt_id: str, mode: Mode,
@@ -56,11 +57,14 @@ def run_one(target, tokens: list[int], method, label: str, prompt_id: str, mode:
 def run_bench(target, methods: dict, prompts, modes: list[Mode], max_tokens: int,
               progress: Callable[[Run], None] | None = None,
               after_prompt: Callable[[object, list[Run]], None] | None = None,
-              done: frozenset[str] = frozenset()) -> Results:
+              done: frozenset[str] = frozenset(), stop: Callable[[], bool] = lambda: False) -> Results:
     """`methods`: label -> Method, built once and reused across prompts. `after_prompt(prompt, runs)` runs
     once each prompt is done in every mode (external programs on the same prompt, under the same drift;
     the journal). Prompts whose id is in `done` are skipped; the others keep their place in the
-    rotation and their sampling seeds, so a resumed run makes the runs an uninterrupted one would."""
+    rotation and their sampling seeds, so a resumed run makes the runs an uninterrupted one would.
+    `stop()` is asked before each run; once it says yes the unfinished prompt is dropped and the results
+    so far come back with `stopped` set. Asking between runs, not raising inside one, keeps the signal
+    out of llama.cpp's callbacks."""
     res = Results(methods=list(methods), modes=[m.name for m in modes])
     labels = list(methods)
     for i, prompt in enumerate(prompts):
@@ -74,8 +78,14 @@ def run_bench(target, methods: dict, prompts, modes: list[Mode], max_tokens: int
                 sampler = SamplerSettings(sampler.temperature, sampler.top_k, sampler.top_p, sampler.min_p,
                                           sampler.seed + i)
             order = labels[i % len(labels):] + labels[:i % len(labels)]
-            runs = [run_one(target, tokens, methods[lab], lab, prompt.id, Mode(mode.name, sampler), max_tokens)
-                    for lab in order]
+            runs = []
+            for lab in order:
+                if stop():
+                    del res.runs[first:]
+                    res.stopped = True
+                    return res
+                runs.append(run_one(target, tokens, methods[lab], lab, prompt.id, Mode(mode.name, sampler),
+                                    max_tokens))
             mark_divergence(runs)
             for r in sorted(runs, key=lambda r: labels.index(r.method)):
                 res.runs.append(r)

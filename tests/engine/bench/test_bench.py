@@ -1,5 +1,7 @@
 """`d2sd bench` end to end on the tiny target, and its small parsers."""
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -143,22 +145,29 @@ def test_runs_record_which_drafter_files_they_used(tmp_path):
     assert drafter_record(Plain()) == {}
 
 
-def test_a_stopped_bench_reports_the_prompts_it_finished(tiny_gguf, prompt_file, tmp_path, monkeypatch, capsys):
+# A kill, or one Ctrl-C, lets the run in flight finish and stops before the next; a second Ctrl-C stops
+# at once. Either way the finished prompts are reported and `--resume` continues.
+@pytest.mark.parametrize("signals, on_prompt", [([signal.SIGTERM], "one"), ([signal.SIGINT, signal.SIGINT], "2")])
+def test_a_stopped_bench_reports_the_prompts_it_finished(tiny_gguf, prompt_file, tmp_path, monkeypatch, capsys,
+                                                         signals, on_prompt):
     import engine.bench.command as command
 
     seen = []
 
-    def ctrl_c_on_the_second_prompt(run):
+    def stop_on(run):
         seen.append(run.prompt)
-        if run.prompt == "2":
-            raise KeyboardInterrupt
+        if run.prompt == on_prompt and len(seen) in (1, 3):
+            for sig in signals:
+                os.kill(os.getpid(), sig)
 
-    monkeypatch.setattr(command, "_progress", ctrl_c_on_the_second_prompt)
+    monkeypatch.setattr(command, "_progress", stop_on)
     out = tmp_path / "out"
     argv = ["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--methods", "ar,lookup",
             "--max-tokens", "8", "--ctx", "512", "--threads", "2", "--no-calibrate", "--sampling", "greedy",
             "--out", str(out)]
     assert main(argv) == 0
+    assert seen == ["one", "one"] if on_prompt == "one" else ["one", "one", "2"]  # no run began after the stop
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     doc = json.loads((out / "results.json").read_text())
     assert doc["stopped"] == {"done": 1, "of": 2} and {r["prompt"] for r in doc["runs"]} == {"one"}
     assert "Stopped after 1 of 2 prompts" in (out / "results.md").read_text()
