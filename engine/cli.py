@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from pathlib import Path
 
+from engine.stop_request import stop_requested
 from engine.verify import SamplerSettings
 
 
@@ -152,8 +152,9 @@ def _cmd_generate(a) -> int:
             msgs = ([{"role": "system", "content": a.system}] if a.system else []) + [
                 {"role": "user", "content": prompt}]
             tokens = target.chat_tokens(msgs)
-        _stream(target, tokens, method, a, threading.Event())
-    return 0
+        with stop_requested() as cancel:  # Ctrl-C ends after the current step, with the stats line
+            _stream(target, tokens, method, a, cancel)
+    return 130 if cancel.is_set() else 0
 
 
 def _cmd_chat(a) -> int:
@@ -171,10 +172,11 @@ def _cmd_chat(a) -> int:
             if not line.strip():
                 continue
             msgs.append({"role": "user", "content": line})
-            cancel = threading.Event()
             try:
-                answer = _stream(target, target.chat_tokens(msgs), method, a, cancel)
-            except KeyboardInterrupt:
+                # Ctrl-C ends the answer after the current step; what was written stays in the conversation
+                with stop_requested() as cancel:
+                    answer = _stream(target, target.chat_tokens(msgs), method, a, cancel)
+            except KeyboardInterrupt:  # a second Ctrl-C, before the step ended
                 print("\n[stopped]", file=sys.stderr)
                 answer = ""
             msgs.append({"role": "assistant", "content": answer})

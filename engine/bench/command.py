@@ -17,6 +17,7 @@ from engine.bench.report import markdown, write_json
 from engine.bench.summary import Summary, summarize
 from engine.calibrate import CostCurve, calibrate
 from engine.methods.ardraft import ARDraft
+from engine.stop_request import stop_requested
 from engine.verify import SamplerSettings
 
 
@@ -119,14 +120,13 @@ def run(a) -> int:
 
             # Ctrl-C or a kill (a closing session) ends the run after the current method's run. A second
             # Ctrl-C stops at once, at the cost of the prompt in flight.
-            stop = _StopRequest()
             try:
-                stopped = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
-                                    after_prompt=after, done=frozenset(journal.done), stop=stop).stopped
+                with stop_requested((signal.SIGINT, signal.SIGTERM),
+                                    lambda: _say("stopping after the current run (Ctrl-C again to stop now)")) as stop:
+                    stopped = run_bench(target, methods, prompt_list, bench_modes, a.max_tokens, progress=_progress,
+                                        after_prompt=after, done=frozenset(journal.done), stop=stop.is_set).stopped
             except KeyboardInterrupt:
                 stopped = True
-            finally:
-                stop.restore()
             if stopped:
                 meta["stopped"] = {"done": len(journal.done), "of": len(prompt_list)}
                 _say(f"stopped after {len(journal.done)} of {len(prompt_list)} prompts; "
@@ -232,28 +232,6 @@ def _anchor_step(found, a, target, model: Path, methods: dict, notes: list[str])
                  f"{r.measure.tokens_per_s:6.2f} tok/s (llama.cpp, external)")
         return runs
     return step
-
-
-class _StopRequest:
-    """A flag set by SIGINT or SIGTERM, which the harness checks between runs. Raising from the handler
-    instead would mostly land inside llama.cpp's eval callback, where ctypes drops the exception."""
-
-    def __init__(self):
-        self.asked = False
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def __call__(self) -> bool:
-        return self.asked
-
-    def _handle(self, signum, frame) -> None:
-        if self.asked and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.asked = True
-        _say("stopping after the current run (Ctrl-C again to stop now)")
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _progress(r: Run) -> None:

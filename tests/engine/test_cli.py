@@ -1,4 +1,5 @@
 """`d2sd` as a user runs it: one clear line and a non-zero exit on bad input, text on good input."""
+import signal
 import subprocess
 import sys
 
@@ -35,6 +36,27 @@ def test_chat_repl_answers_and_quits_on_eof(tiny_gguf):
     r = d2sd("chat", "--model", str(tiny_gguf), "--max-tokens", "8", "--threads", "1", stdin="hello\nworld\n")
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("[ar] ") == 2
+
+
+def test_ctrl_c_in_chat_ends_the_answer_not_the_chat(endless_gguf, tiny_drafters):
+    # d2sd captures target features in llama.cpp's eval callback, where a raised KeyboardInterrupt was lost
+    block, vp = tiny_drafters
+    chat = subprocess.Popen([sys.executable, "-m", "engine.cli", "chat", "--model", str(endless_gguf), "--threads", "1",
+                             "--ctx", "4096", "--max-tokens", "4000", "--method", "d2sd", "--gamma", "4", "--k", "2",
+                             "--drafter", str(block), "--vp-drafter", str(vp)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        chat.stdin.write("hello\n")
+        chat.stdin.flush()
+        assert chat.stdout.read(8)  # streaming has begun
+        chat.send_signal(signal.SIGINT)
+        out, err = chat.communicate("", timeout=120)  # then Ctrl-D at the next prompt
+    finally:
+        chat.kill()
+    assert chat.returncode == 0, err
+    assert "Traceback" not in err and "[stopped]" not in err
+    [stats] = [line for line in err.splitlines() if line.startswith("[d2sd] ")]
+    assert "stop: cancel" in stats and int(stats.split()[1]) < 4000
 
 
 def test_models_verify(tiny_gguf):
