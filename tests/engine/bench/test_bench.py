@@ -166,7 +166,7 @@ def test_a_stopped_bench_reports_the_prompts_it_finished(tiny_gguf, prompt_file,
             "--max-tokens", "8", "--ctx", "512", "--threads", "2", "--no-calibrate", "--sampling", "greedy",
             "--out", str(out)]
     assert main(argv) == 0
-    assert seen == ["one", "one"] if on_prompt == "one" else ["one", "one", "2"]  # no run began after the stop
+    assert seen == (["one", "one"] if on_prompt == "one" else ["one", "one", "2"])  # no run began after the stop
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     doc = json.loads((out / "results.json").read_text())
     assert doc["stopped"] == {"done": 1, "of": 2} and {r["prompt"] for r in doc["runs"]} == {"one"}
