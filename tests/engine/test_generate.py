@@ -63,8 +63,9 @@ def test_cancel_from_another_thread_ends_within_one_step(target):
         if isinstance(ev, StepStats):
             steps += 1
             if steps == 3:
-                threading.Thread(target=cancel.set).start()
-                threading.Event().wait(0.05)
+                setter = threading.Thread(target=cancel.set)
+                setter.start()
+                setter.join()  # set before the next step begins, however loaded the machine
         if isinstance(ev, Finished):
             assert ev.stats.stop_reason == "cancel"
             assert ev.stats.target_passes <= 4

@@ -161,13 +161,15 @@ def test_a_stopped_bench_reports_the_prompts_it_finished(tiny_gguf, prompt_file,
                 os.kill(os.getpid(), sig)
 
     monkeypatch.setattr(command, "_progress", stop_on)
+    # compared with what was there before: a process started with `&` or nohup inherits SIG_IGN
+    sigint_before = signal.getsignal(signal.SIGINT)
     out = tmp_path / "out"
     argv = ["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--methods", "ar,lookup",
             "--max-tokens", "8", "--ctx", "512", "--threads", "2", "--no-calibrate", "--sampling", "greedy",
             "--out", str(out)]
     assert main(argv) == 0
     assert seen == (["one", "one"] if on_prompt == "one" else ["one", "one", "2"])  # no run began after the stop
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_before
     doc = json.loads((out / "results.json").read_text())
     assert doc["stopped"] == {"done": 1, "of": 2} and {r["prompt"] for r in doc["runs"]} == {"one"}
     assert "Stopped after 1 of 2 prompts" in (out / "results.md").read_text()

@@ -47,7 +47,8 @@ def test_lookup_score_settles_chains_against_the_text_that_followed():
     assert np.allclose(score.rates(1, 4), 0.5)
     score.settle([0, 1, 7, 8])              # agrees so far: its first two depths score, the chain stays open
     assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 0.5, 0.5])
-    score.settle([0, 1, 7, 8, 5, 6])        # refused 9; depth 3 was never tested    assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 1 / 3, 0.5])
+    score.settle([0, 1, 7, 8, 5, 6])        # refused 9; depth 4 was never tested
+    assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 1 / 3, 0.5])
     assert np.allclose(score.rates(3, 4), 0.5)  # other n-gram lengths keep their own counts
     score.settle([0, 1, 7, 8, 5, 6, 1])     # settled chains are not scored twice
     assert np.allclose(score.rates(1, 4), [2 / 3, 2 / 3, 1 / 3, 0.5])
