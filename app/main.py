@@ -70,6 +70,29 @@ def resolve_model(settings, parent=None) -> str | None:
         return None
 
 
+def start(args: argparse.Namespace):
+    """(the shown main window, its history, the history notice or None). A damaged or unopenable history
+    file is moved aside and the window starts on an empty history, with a notice dialog naming the file."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.main_window import MainWindow
+    from app.settings import load_settings
+    from engine.store.history import open_history
+
+    settings = load_settings()
+    history, problem = open_history()
+    window = MainWindow(history, settings, resolve_model=resolve_model)
+    window.show()
+    notice = None
+    if problem:
+        notice = QMessageBox(QMessageBox.Warning, "Chat history unreadable", problem, QMessageBox.Ok, window)
+        notice.open()  # window-modal without a nested event loop: the model loads meanwhile
+    path = args.model or resolve_model(settings, window)
+    if path:
+        window.load_model(path)
+    return window, history, notice
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.smoke_test:
@@ -80,19 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     # Qt and the engine load only once a display is known to exist.
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
-    from app.settings import load_settings
-    from engine.store.history import History
-
     app = QApplication(sys.argv[:1])
     app.setApplicationName("D2SD Desktop")
-    settings = load_settings()
-    history = History()
-    window = MainWindow(history, settings, resolve_model=resolve_model)
-    window.show()
-    path = args.model or resolve_model(settings, window)
-    if path:
-        window.load_model(path)
+    _window, history, _notice = start(args)
     code = app.exec()
     history.close()
     return code

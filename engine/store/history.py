@@ -7,6 +7,7 @@ crash without fsync; synchronous=NORMAL only risks the tail on power loss).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,14 @@ def default_history_path() -> Path:
     return data_dir() / "history.sqlite3"
 
 
+class HistoryUnreadable(Exception):
+    """The history file cannot be opened or is damaged; the message names the file."""
+
+
+class HistoryTooNew(HistoryUnreadable):
+    """A newer version of the app wrote the file: intact, only not for this version."""
+
+
 @dataclass
 class Conversation:
     id: int
@@ -74,19 +83,39 @@ class History:
     """One connection, used from one thread (the GUI thread)."""
 
     def __init__(self, path: Path | str | None = None):
+        """Raises HistoryUnreadable for a file that is not a history database, is damaged, or cannot be
+        opened (`open_history` moves such a file aside)."""
         self.path = Path(path) if path else default_history_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
+        try:
+            if self.path != Path(":memory:"):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _check_file(self.path)
+            self._db = sqlite3.connect(self.path)
+        except (OSError, sqlite3.Error) as e:
+            raise HistoryUnreadable(f"the chat history {self.path} cannot be opened ({_reason(e)})") from None
+        try:
+            self._open()
+        except sqlite3.Error as e:
+            self._db.close()
+            raise HistoryUnreadable(f"the chat history {self.path} is damaged or unreadable ({_reason(e)})") from None
+        except HistoryUnreadable:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
+            if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise HistoryUnreadable(f"{self.path} is an SQLite database but not a chat history")
             with self._db:
                 self._db.executescript(_SCHEMA)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         elif version > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path} was written by a newer version (schema {version})")
+            raise HistoryTooNew(f"the chat history {self.path} was written by a newer version of the app "
+                                f"(schema {version})")
 
     def close(self) -> None:
         self._db.close()
@@ -201,6 +230,60 @@ class History:
 
     def _touch(self, conversation_id: int, now: float) -> None:
         self._db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+
+
+def _check_file(path: Path) -> None:
+    """A truncated or overwritten file often opens and fails only on the first page a query touches, so
+    every page is read once now (milliseconds for a chat history). The connection is immutable: it never
+    writes, locks or checkpoints, so a damaged file and its WAL are moved aside exactly as they were."""
+    if not path.exists():
+        return
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise HistoryUnreadable(f"the chat history {path} is damaged or unreadable ({_reason(e)})") from None
+    if problem != "ok":
+        raise HistoryUnreadable(f"the chat history {path} is damaged ({problem})")
+
+
+def open_history(path: Path | str | None = None) -> tuple[History, str | None]:
+    """The history at `path` (default: the data dir's), and None; or, when that file is damaged or cannot
+    be opened, an empty history and one sentence for the user. The damaged file (and its -wal/-shm
+    companions) is moved aside to `<name>.broken-<time>` so nothing in it is lost; where even that fails,
+    the history lives in memory for this session and the sentence says so."""
+    path = Path(path) if path else default_history_path()
+    try:
+        return History(path), None
+    except HistoryTooNew as e:  # intact: the newer version that wrote it must find it where it was
+        return History(":memory:"), (f"{_capital(str(e))}; it was left as it is and this session's chats are "
+                                     f"kept in memory only.")
+    except HistoryUnreadable as e:
+        problem = str(e)
+    aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            companion = path.with_name(path.name + suffix)
+            if companion.exists():
+                os.replace(companion, aside.with_name(aside.name + suffix))
+        return History(path), f"{_capital(problem)}. It was moved to {aside} and a new, empty history started."
+    except (OSError, HistoryUnreadable) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        return (History(":memory:"),
+                f"{_capital(problem)}, and it could not be replaced ({reason}). It was left as it is; "
+                f"this session's chats are kept in memory only and are lost when the app closes.")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _reason(e: Exception) -> str:
+    return str(e) or type(e).__name__
 
 
 _MESSAGE_SELECT = ("SELECT id, conversation_id, role, content, status, stats, provenance, created_at"

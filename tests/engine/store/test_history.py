@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from engine.store.history import History
+from engine.store.history import History, HistoryUnreadable, open_history
+from tests.damaged_history import KINDS, damage
 
 
 @pytest.fixture
@@ -111,3 +112,65 @@ def test_committed_update_survives_kill(tmp_path):
     [m] = h.messages(c.id)
     assert (m.content, m.status) == ("partial answer", "streaming")
     h.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_damaged_history_is_moved_aside_and_a_new_one_started(tmp_path, kind):
+    path = tmp_path / "history.sqlite3"
+    damage(path, kind)
+    before = sorted(p.name for p in path.rglob("*")) if path.is_dir() else path.read_bytes()
+    with pytest.raises(HistoryUnreadable, match="history.sqlite3"):
+        History(path)
+    h, problem = open_history(path)
+    [aside] = tmp_path.glob("history.sqlite3.broken-*")
+    assert str(path) in problem and str(aside) in problem and "\n" not in problem
+    assert (sorted(p.name for p in aside.rglob("*")) if aside.is_dir() else aside.read_bytes()) == before
+    assert h.conversations() == []
+    h.create_conversation("new")
+    h.close()
+    assert [c.title for c in History(path).conversations()] == ["new"]
+
+
+def test_moving_aside_takes_the_wal_along(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    path.write_text("not a database")
+    path.with_name("history.sqlite3-wal").write_text("wal bytes")
+    h, _ = open_history(path)
+    h.close()
+    [aside] = tmp_path.glob("history.sqlite3.broken-*[0-9]")
+    assert aside.with_name(aside.name + "-wal").read_text() == "wal bytes"
+
+
+def test_a_history_that_cannot_be_moved_aside_lives_in_memory(tmp_path):
+    # the history's folder cannot be created (a file holds its name), so nothing can be moved either
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder should be")
+    h, problem = open_history(blocked / "history.sqlite3")
+    assert "memory only" in problem and str(blocked / "history.sqlite3") in problem
+    h.create_conversation("this session")
+    assert len(h.conversations()) == 1
+    h.close()
+
+
+def test_a_newer_schema_is_left_in_place(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    History(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=7")
+    db.close()
+    h, problem = open_history(path)
+    assert "newer version" in problem and "memory only" in problem
+    h.close()
+    assert not list(tmp_path.glob("*.broken-*"))
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 7
+    db.close()
+
+
+def test_another_sqlite_database_is_not_taken_for_a_history(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE accounts (id INTEGER)")
+    db.close()
+    with pytest.raises(HistoryUnreadable, match="not a chat history"):
+        History(path)
