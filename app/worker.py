@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.calibrate import CONTEXT_TOKENS, SIZES, CostCurve, cache_key, cache_path
 from engine.events import Finished, StepStats, TextDelta
 from engine.generate import generate
-from engine.methods import DRAFTER_METHODS, make_method
+from engine.ready_method import ReadyMethod, cached_curve
 from engine.target import Target, TargetSettings
 from engine.verify import SamplerSettings
 
@@ -51,6 +49,7 @@ class EngineWorker(QObject):
     def __init__(self):
         super().__init__()
         self._target: Target | None = None
+        self._ready: ReadyMethod | None = None
 
     @Slot(str, object)
     def load(self, path: str, settings: TargetSettings) -> None:
@@ -60,12 +59,15 @@ class EngineWorker(QObject):
         except Exception as e:  # any load failure is shown to the user, the app keeps running
             self.load_failed.emit(path, str(e))
             return
-        self.cost_curve.emit(_cached_curve(self._target))
+        self._ready = ReadyMethod(self._target)
+        # only the cache: measuring would hold the model for a while before the first answer
+        self.cost_curve.emit(cached_curve(self._target))
         self.loaded.emit(path, self._target.info.name)
 
     @Slot()
     def unload(self) -> None:
         if self._target is not None:
+            self._ready.close()
             self._target.close()
             self._target = None
 
@@ -76,7 +78,7 @@ class EngineWorker(QObject):
             self.failed.emit(request.id, "no model is loaded")
             return
         try:
-            method = make_method(request.method, target, **request.method_params, **_drafters(request, target))
+            method = self._ready.get(request.method, request.method_params, request.drafters)
             prompt = target.chat_tokens(request.messages)
             pieces = target.text_stream()
             last_emitted: list[tuple[str, str]] = []
@@ -96,28 +98,6 @@ class EngineWorker(QObject):
                     self.finished.emit(request.id, event)
         except Exception as e:  # context overflow, bad method parameters, llama.cpp errors
             self.failed.emit(request.id, str(e))
-
-
-def _cached_curve(target) -> CostCurve | None:
-    """The verify cost curve `d2sd bench` calibrated for this model file and settings, if any. The app
-    only reads the cache: measuring would hold the model for a while before the first answer."""
-    key = {**cache_key(target), "sizes": list(SIZES), "context": CONTEXT_TOKENS}  # as calibrate() files it
-    try:
-        curve = CostCurve.read(cache_path(key))
-    except (OSError, ValueError):
-        return None
-    return curve if curve.key == key else None
-
-
-def _drafters(request: GenerationRequest, target) -> dict:
-    """The drafter folders chosen in the settings, loaded for this answer's method."""
-    block, vp = request.drafters
-    if not block or request.method not in DRAFTER_METHODS | {"auto"}:   # auto drafts when it has drafters
-        return {}
-    from engine.drafters.pair import load_pair  # torch: imported only once a drafter is used
-
-    drafter, vp_drafter = load_pair(target.info.path, Path(block), Path(vp) if vp else None)
-    return {"drafter": drafter, "vp_drafter": vp_drafter}
 
 
 class Engine(QObject):

@@ -9,10 +9,11 @@ from engine.stop_request import stop_requested
 from engine.verify import SamplerSettings
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_target_args(p: argparse.ArgumentParser, method: str) -> None:
+    """The target, its decoding method and llama.cpp's resources."""
     p.add_argument("--model", help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
-    p.add_argument("--method", default="ar",
-                   help="decoding method: ar, lookup, ardraft, dflash, naive, ddtree, d2sd, auto (default ar)")
+    p.add_argument("--method", default=method,
+                   help=f"decoding method: ar, lookup, ardraft, dflash, naive, ddtree, d2sd, auto (default {method})")
     p.add_argument("--gamma", type=int, default=None, help="draft length for lookup / drafters")
     p.add_argument("--k", type=int, default=4, help="d2sd / naive: rows re-anchored or resampled")
     p.add_argument("--budget", type=int, default=None, help="most tokens in one verified tree")
@@ -23,6 +24,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=-1, help="layers to offload (-1: all, when supported)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    _add_target_args(p, "ar")
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--top-k", type=int, default=40)
@@ -106,16 +111,27 @@ def _load(a):
     return Target.load(path, TargetSettings(n_ctx=a.ctx, n_threads=a.threads, n_gpu_layers=a.gpu_layers))
 
 
-def _method(a, target):
-    from engine.methods import DRAFTER_METHODS, make_method
+def _method_params(a) -> dict:
+    return {"gamma": a.gamma, "k": a.k, "budget": a.budget, "alt": a.alt}
 
-    drafters = {}
-    if a.method in DRAFTER_METHODS and a.drafter:
-        from engine.drafters.pair import load_pair
 
-        vp = Path(a.vp_drafter) if a.vp_drafter else None
-        drafters["drafter"], drafters["vp_drafter"] = load_pair(target.info.path, Path(a.drafter), vp)
-    return make_method(a.method, target, gamma=a.gamma, k=a.k, budget=a.budget, alt=a.alt, **drafters)
+def _drafter_folders(a) -> tuple[str, str]:
+    return (a.drafter, a.vp_drafter or "") if a.drafter else ("", "")
+
+
+def _say_measuring() -> None:
+    print("measuring this machine's verify cost for auto (once per model and settings) ...", file=sys.stderr)
+
+
+def _method(a, ready):
+    """The method the options ask for, its drafters loaded and its cost curve read or measured."""
+    return ready.get(a.method, _method_params(a), _drafter_folders(a))
+
+
+def _ready(target):
+    from engine.ready_method import ReadyMethod
+
+    return ReadyMethod(target, on_measure=_say_measuring)
 
 
 def _stats_line(s) -> str:
@@ -144,8 +160,8 @@ def _stream(target, tokens, method, a, cancel) -> str:
 def _cmd_generate(a) -> int:
     _sampler(a)  # validate before the model loads
     prompt = sys.stdin.read() if a.prompt == "-" else a.prompt
-    with _load(a) as target:
-        method = _method(a, target)
+    with _load(a) as target, _ready(target) as ready:
+        method = _method(a, ready)
         if a.raw:
             tokens = target.tokenize(prompt)
         else:
@@ -159,8 +175,8 @@ def _cmd_generate(a) -> int:
 
 def _cmd_chat(a) -> int:
     _sampler(a)
-    with _load(a) as target:
-        method = _method(a, target)
+    with _load(a) as target, _ready(target) as ready:
+        method = _method(a, ready)
         msgs = [{"role": "system", "content": a.system}] if a.system else []
         print(f"{target.info.name} · method {a.method} · Ctrl-C stops an answer, Ctrl-D quits", file=sys.stderr)
         while True:

@@ -13,10 +13,10 @@ DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
                 drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None,
                 reuse: int = 0, alt: bool = False) -> Method:
-    """`drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects, by default the pair
-    shipped for the target; without a VP drafter d2sd reuses drafter 1 in its place. Drafter methods
-    switch the target to capture their features. `auto` takes the target's verify cost `curve`
-    (measured and cached for it when not given) and uses the drafters when there are any. `reuse`:
+    """A plain constructor: engine.ready_method finds the target's drafters and cost curve and keeps
+    the method. `drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects; without a
+    VP drafter d2sd reuses drafter 1 in its place. Drafter methods switch the target to capture their
+    features. `auto` takes the target's verify cost `curve` and uses the drafters when given. `reuse`:
     d2sd with drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows). `alt`:
     d2sd's VP rows re-anchor on drafter 1's runner-up tokens (`D2SD`)."""
     if name == "ar":
@@ -31,12 +31,6 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     if alt and name != "d2sd":
         raise ValueError(f"alt (runner-up re-anchoring) is a d2sd option, not one of {name!r}")
-    if drafter is None and target is not None:
-        from engine.drafters.pair import load_pair, pair_for
-
-        block, vp = pair_for(target.info.path)
-        if block is not None:
-            drafter, vp_drafter = load_pair(target.info.path, block, vp)
     if reuse:
         vp_drafter = None
     if drafter is None and name != "auto":
@@ -49,6 +43,7 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         from engine.calibrate import calibrate
         from engine.methods.auto import Auto
 
+        # `d2sd bench` (engine/bench/command.py) still builds auto here without a curve
         return Auto(curve or calibrate(target), drafter, vp_drafter, gamma=gamma, k=k)
     if name == "dflash":
         return DFlash(drafter, gamma, budget)
