@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import logging
 import os
 from collections import deque
 from dataclasses import dataclass, replace
@@ -29,14 +30,21 @@ class ContextOverflow(TargetError):
     pass
 
 
-_log_tail: deque[str] = deque(maxlen=20)
+# ggml's log levels; this build reports its errors (a misaligned tensor, a failed allocation) at ERROR.
+LOG_WARN, LOG_ERROR = 3, 4
+_log_tail: deque[tuple[int, str]] = deque(maxlen=20)
+log = logging.getLogger("llama.cpp")
+log.addHandler(logging.NullHandler())  # into the app's log when it has one; never onto a terminal as-is
 
 
 @llama_cpp.llama_log_callback
 def _log_to_tail(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    # llama.cpp is chatty on stderr; keep the last lines to explain a failure instead.
-    if level in (2, 3):
-        _log_tail.append(text.decode("utf-8", "replace").strip())
+    # llama.cpp is chatty on stderr (INFO): keep its warnings and errors, the last ones to explain a failure.
+    if level in (LOG_WARN, LOG_ERROR):
+        line = text.decode("utf-8", "replace").strip()
+        if line:
+            _log_tail.append((level, line))
+            log.log(logging.ERROR if level == LOG_ERROR else logging.WARNING, "%s", line)
 
 
 llama_cpp.llama_log_set(_log_to_tail, ctypes.c_void_p(0))
@@ -44,7 +52,13 @@ llama_cpp.llama_backend_init()
 
 
 def _last_log() -> str:
-    return f" (llama.cpp: {_log_tail[-1]})" if _log_tail else ""
+    """llama.cpp's reason for the failure just seen: the first error since the last failure (it names the
+    tensor or the size at fault; the ones after say what gave up) and the last, else its last warning.
+    The tail is emptied for the next failure."""
+    errors = [line for level, line in _log_tail if level == LOG_ERROR]
+    lines = errors[:1] + errors[-1:] if len(errors) > 1 else errors or [line for _, line in _log_tail][-1:]
+    _log_tail.clear()
+    return f" (llama.cpp: {'; '.join(lines)})" if lines else ""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader
-
+from engine.gguf_check import ModelFileError, inspect
 from engine.store.errors import IncompatibleDrafterError, InvalidModelError
 
 
@@ -34,21 +33,14 @@ class DrafterShape:
 
 
 def read_target_shape(gguf_path: Path) -> TargetShape:
+    """The shape a drafter must fit, from a header engine.gguf_check has validated (so a forged count or
+    a misaligned tensor is refused here, in the terms llama.cpp would use)."""
     try:
-        reader = GGUFReader(gguf_path, "r")
-    except (OSError, ValueError) as exc:
-        raise InvalidModelError(f"{gguf_path.name} is not a readable GGUF file ({exc}).") from exc
-    arch = _scalar(reader, "general.architecture", gguf_path)
-    n_layer = _scalar(reader, f"{arch}.block_count", gguf_path)
-    hidden = _scalar(reader, f"{arch}.embedding_length", gguf_path)
-    if f"{arch}.vocab_size" in reader.fields:
-        vocab = _scalar(reader, f"{arch}.vocab_size", gguf_path)
-    elif "tokenizer.ggml.tokens" in reader.fields:
-        # One entry of field.data per array element: counting them avoids decoding 150k strings.
-        vocab = len(reader.fields["tokenizer.ggml.tokens"].data)
-    else:
-        raise InvalidModelError(f"{gguf_path.name} has no vocabulary size in its GGUF metadata.")
-    return TargetShape(arch=str(arch), n_layer=int(n_layer), hidden_size=int(hidden), vocab_size=int(vocab))
+        info = inspect(gguf_path)
+    except ModelFileError as exc:
+        raise InvalidModelError(f"{exc}.") from None
+    return TargetShape(arch=info.architecture, n_layer=info.n_layer, hidden_size=info.n_embd,
+                       vocab_size=info.n_vocab)
 
 
 def read_drafter_shape(folder: Path) -> DrafterShape:
@@ -97,13 +89,6 @@ def check_drafter(target_gguf: Path, drafter_dir: Path) -> None:
         raise IncompatibleDrafterError(
             f"Drafter {drafter_dir.name} does not fit {target_gguf.name}: {'; '.join(problems)}."
         )
-
-
-def _scalar(reader: GGUFReader, key: str, path: Path) -> Any:
-    field = reader.fields.get(key)
-    if field is None:
-        raise InvalidModelError(f"{path.name} lacks GGUF metadata key {key}.")
-    return field.contents()
 
 
 def _is_int(value: Any) -> bool:

@@ -1,4 +1,8 @@
+import shutil
+import time
+
 import pytest
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
 
 from engine.gguf_check import ModelFileError, inspect
 
@@ -22,3 +26,65 @@ def test_bad_files_get_one_clear_error(tmp_path, tiny_gguf, make, message):
     make(bad, tiny_gguf)
     with pytest.raises(ModelFileError, match=message):
         inspect(bad)
+
+
+def _edit(src, dst, change):
+    """A copy of src with `change(reader)` applied to its header fields in place (gguf's r+ memmap)."""
+    shutil.copy(src, dst)
+    reader = GGUFReader(dst, "r+")
+    change(reader)
+    del reader
+    return dst
+
+
+def _misalign(reader):
+    reader.tensors[-1].field.parts[-1][0] += 1
+
+
+def _forge_array(key, etype, count):
+    def change(reader):
+        parts = reader.fields[key].parts
+        parts[3][0], parts[4][0] = etype, count   # [key len, key, ARRAY, element type, count, ...]
+    return change
+
+
+def test_a_tensor_offset_off_by_one_byte_is_refused_in_llama_cpps_terms(tmp_path, tiny_gguf):
+    bad = _edit(tiny_gguf, tmp_path / "model.gguf", _misalign)
+    with pytest.raises(ModelFileError, match=r"tensor blk\.2\.ffn_down\.weight has offset \d+, expected \d+"):
+        inspect(bad)
+
+
+@pytest.mark.parametrize("key, etype, words", [
+    ("tokenizer.ggml.tokens", GGUFValueType.UINT8, "tokenizer.ggml.tokens is an array of UINT8, not of STRING"),
+    ("tokenizer.ggml.tokens", GGUFValueType.STRING, "truncated"),
+    ("tokenizer.ggml.scores", GGUFValueType.FLOAT32, "truncated"),
+])
+def test_a_forged_array_count_is_refused_at_once(tmp_path, tiny_gguf, key, etype, words):
+    bad = _edit(tiny_gguf, tmp_path / "model.gguf", _forge_array(key, etype, 1 << 40))
+    t0 = time.monotonic()
+    with pytest.raises(ModelFileError, match=words):
+        inspect(bad)
+    assert time.monotonic() - t0 < 10  # a bound, not a speed claim: the old walk ran past 90 s
+
+
+def _q8_row_of_63(reader):
+    parts = reader.tensors[0].field.parts   # [name len, name, n_dims, dims, type, offset]
+    parts[3][0], parts[4][0] = 63, GGMLQuantizationType.Q8_0
+
+
+def _rename_blk1_attn_q_to_blk0(reader):
+    name = next(t for t in reader.tensors if t.name == "blk.1.attn_q.weight").field.parts[1]
+    name[4] = ord("0")
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r.fields["llama.block_count"].parts[2].__setitem__(0, GGUFValueType.FLOAT32),
+     "llama.block_count is a FLOAT32, not an integer"),
+    (lambda r: r.tensors[0].field.parts[4].__setitem__(0, 250), "unknown type 250"),
+    (_q8_row_of_63, "63 elements per row, not a multiple of its type's block of 32"),
+    (lambda r: r.tensors[0].field.parts[3].__setitem__(0, 1 << 62), "element count overflows"),
+    (_rename_blk1_attn_q_to_blk0, r"tensor blk\.0\.attn_q\.weight appears twice"),
+])
+def test_header_values_llama_cpp_would_refuse_are_refused_first(tmp_path, tiny_gguf, change, words):
+    with pytest.raises(ModelFileError, match=words):
+        inspect(_edit(tiny_gguf, tmp_path / "model.gguf", change))

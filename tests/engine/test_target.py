@@ -1,7 +1,11 @@
 """The llama.cpp target on a tiny random-weight GGUF: trees, commits, KV reuse, text, bad input."""
+import logging
+
+import gguf
 import numpy as np
 import pytest
 
+from engine.gguf_check import ModelFileError
 from engine.target import ContextOverflow, Target, TargetSettings
 from engine.tree import Trie
 
@@ -149,3 +153,23 @@ def test_an_interrupt_during_feature_capture_surfaces_after_the_decode(tiny_gguf
         t.reset()
         t.prepare(prompt)
         np.testing.assert_array_equal(t.features, expected)
+
+
+def test_llama_cpps_own_error_reaches_the_message_and_the_log(tmp_path, caplog):
+    # a header engine.gguf_check accepts but llama.cpp refuses: it logs why at its ERROR level (4)
+    path = tmp_path / "unknown-arch.gguf"
+    w = gguf.GGUFWriter(str(path), "d2sdtest")
+    w.add_block_count(2)
+    w.add_embedding_length(8)
+    w.add_context_length(64)
+    w.add_token_list([b"a", b"b", b"c"])
+    w.add_tensor("token_embd.weight", np.zeros((3, 8), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with caplog.at_level(logging.WARNING, logger="llama.cpp"):
+        with pytest.raises(ModelFileError, match="unknown model architecture: 'd2sdtest'") as err:
+            Target.load(path)
+    assert "\n" not in str(err.value)
+    assert any(r.levelno == logging.ERROR and "unknown model architecture" in r.getMessage() for r in caplog.records)

@@ -47,6 +47,7 @@ def write_gguf(path: Path, *, n_layer: int = 4, hidden: int = 64, vocab: int = 9
     writer = gguf.GGUFWriter(str(path), "qwen2")
     writer.add_block_count(n_layer)
     writer.add_embedding_length(hidden)
+    writer.add_context_length(2048)  # llama.cpp needs it, so engine.gguf_check refuses a file without it
     writer.add_token_list([f"t{i}".encode() for i in range(vocab)])
     writer.add_tensor("token_embd.weight", np.zeros((vocab, hidden), dtype=np.float32))
     writer.write_header_to_file()
