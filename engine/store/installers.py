@@ -4,6 +4,7 @@ registry; ModelStore decides when to call them and records the result."""
 
 from __future__ import annotations
 
+import errno
 import struct
 import threading
 import time
@@ -32,6 +33,7 @@ from engine.store.errors import (
     InvalidModelError,
     NotInstalledError,
     PackageMissingError,
+    StoreError,
 )
 from engine.store.registry import InstalledFile, InstalledModel
 from engine.store.safe_names import safe_join
@@ -188,6 +190,12 @@ def copy_verified(
                 if progress is not None:
                     progress(done, size)
         part.replace(dest)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise InsufficientSpaceError(
+                f"The disk holding {dest.parent} filled up while copying {src.name} "
+                f"({done / 1e9:.2f} of {size / 1e9:.2f} GB written); nothing was kept.") from exc
+        raise StoreError(f"Copying {src} to {dest.parent} failed: {exc.strerror or exc}.") from exc
     finally:
         part.unlink(missing_ok=True)
     return InstalledFile(name=dest.name, size=done, sha256=hasher.sha256())

@@ -8,12 +8,13 @@ listing and loading never touch the network; only install and search do, and onl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from engine.store.safe_names import safe_join
 from engine.store.verify import sha256_file
 
 GGUF_MAGIC = b"GGUF"
+MAX_STORED_NAME = 240  # bytes: a file name plus ".part" stays within the 255 most file systems allow
 _SLUG = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -270,10 +272,11 @@ class ModelStore:
             raise InvalidModelError(f"{path.name} is not a GGUF file (wrong magic bytes).")
         compat.read_target_shape(path)  # refuses files llama.cpp could not describe either
         model_id = self._unused_id(_slug(f"local-{path.stem}"))
-        with self._claim(model_id):
-            folder = self.root / model_id
+        with self._claim(model_id), self._new_folder(model_id) as folder:
+            # the copy goes through "<name>.part", which a name near the 255-byte limit cannot take
+            name = path.name if len(path.name.encode()) <= MAX_STORED_NAME else f"{model_id}.gguf"
             entry = installers.copy_verified(
-                path, folder / path.name, free_space=self.free_space, progress=progress, cancel=cancel
+                path, folder / name, free_space=self.free_space, progress=progress, cancel=cancel
             )
             model = InstalledModel(
                 id=model_id,
@@ -299,8 +302,7 @@ class ModelStore:
         compat.read_drafter_shape(folder)
         installers.check_safetensors(folder / "model.safetensors")
         model_id = self._unused_id(_slug(f"local-{folder.name}"))
-        with self._claim(model_id):
-            dest = self.root / model_id
+        with self._claim(model_id), self._new_folder(model_id) as dest:
             names = DRAFTER_FILES + tuple(n for n in DRAFTER_OPTIONAL if (folder / n).is_file())
             total = sum((folder / n).stat().st_size for n in names)
             installers.require_space(self.root, total, f"Importing {folder.name}", self.free_space)
@@ -379,6 +381,17 @@ class ModelStore:
 
     def _claim(self, model_id: str) -> _Claim:
         return _Claim(self, model_id)
+
+    @contextlib.contextmanager
+    def _new_folder(self, model_id: str) -> Iterator[Path]:
+        """The folder of a model being imported (its id is unused, so the folder is new): removed again
+        when the import fails, so no empty or half-copied folder is left to look like a model."""
+        folder = self.root / model_id
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
 
 class _Claim:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 
+import gguf
 import pytest
 from store_helpers import write_drafter, write_gguf
 
 from engine.paths import models_dir
 from engine.store.catalog import load_catalog, parse_catalog
+from engine.store import installers
 from engine.store.errors import (
     ChecksumMismatchError,
+    DownloadCancelledError,
+    InsufficientSpaceError,
     InvalidModelError,
     NotInstalledError,
     PackageMissingError,
@@ -256,3 +261,52 @@ def test_importing_a_drafter_keeps_its_draft_vocabulary() -> None:
     folder = folder if folder.is_dir() else folder.parent
     for name in ("config.json", "model.safetensors", "draft_vocab.safetensors"):
         assert (folder / name).read_bytes() == (shipped / name).read_bytes()
+
+
+def test_a_gguf_that_is_only_a_header_start_is_refused(tmp_path: Path) -> None:
+    store = ModelStore(catalog=load_catalog())
+    small = tmp_path / "small.gguf"
+    small.write_bytes(write_gguf(tmp_path / "m.gguf").read_bytes()[:1024])
+    with pytest.raises(InvalidModelError, match="small.gguf is damaged or truncated"):
+        store.import_gguf(small)
+    assert store.installed() == [] and not list(store.root.glob("local-*"))
+
+
+def test_a_misaligned_tensor_is_refused_before_it_is_imported(tmp_path: Path) -> None:
+    store = ModelStore(catalog=load_catalog())
+    path = write_gguf(tmp_path / "m.gguf")
+    reader = gguf.GGUFReader(path, "r+")
+    reader.tensors[0].field.parts[-1][0] += 1   # the tensor's data offset, one byte off
+    del reader
+    with pytest.raises(InvalidModelError, match="token_embd.weight has offset 1, expected 0"):
+        store.import_gguf(path)
+    assert store.installed() == []
+
+
+def test_a_file_name_of_255_bytes_is_imported_under_a_shorter_name(tmp_path: Path) -> None:
+    store = ModelStore(catalog=load_catalog())
+    name = "m" * 250 + ".gguf"
+    model = store.import_gguf(write_gguf(tmp_path / name))
+    assert model.name == name and len(model.files[0].name) < 200
+    assert store.path_of(model.id).is_file()
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([model.id, "registry.json"])
+
+
+def test_a_cancelled_import_leaves_no_folder_behind(tmp_path: Path) -> None:
+    store = ModelStore(catalog=load_catalog())
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(DownloadCancelledError):
+        store.import_gguf(write_gguf(tmp_path / "m.gguf"), cancel=cancel)
+    assert not list(store.root.glob("local-*"))
+
+
+def test_a_copy_that_fills_the_disk_names_the_file(tmp_path: Path) -> None:
+    dest = tmp_path / "local-m" / "m.gguf"
+    dest.parent.mkdir()
+    # the kernel's own "no space left on device", whoever runs the test
+    dest.with_name("m.gguf.part").symlink_to("/dev/full")
+    with pytest.raises(InsufficientSpaceError, match=r"filled up while copying m\.gguf") as err:
+        installers.copy_verified(write_gguf(tmp_path / "m.gguf"), dest, free_space=lambda _: 1 << 40,
+                                 progress=None, cancel=None)
+    assert "\n" not in str(err.value) and not dest.exists()
