@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
@@ -28,18 +29,39 @@ _DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat
 
 
 def read_checkpoint(folder: Path) -> tuple[DrafterConfig, dict[str, torch.Tensor], DraftVocab | None]:
+    """Config (bounds checked first, so nothing is allocated for a config we refuse), weights and the
+    optional draft vocabulary; any damage is a DrafterMismatch naming the file."""
     folder = Path(folder)
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             raise DrafterMismatch(f"The drafter folder {folder.name} has no {name}.")
     try:
         raw = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-    except ValueError:
-        raise DrafterMismatch(f"The drafter's {CONFIG} is not valid JSON.") from None
+    except (ValueError, RecursionError):
+        raise DrafterMismatch(f"The drafter's {folder / CONFIG} is not valid JSON.") from None
+    except OSError as e:
+        raise DrafterMismatch(f"The drafter's {folder / CONFIG} cannot be read ({e.strerror or e}).") from None
     config = DrafterConfig.from_hf(raw)
-    weights = {k: v for k, v in load_file(str(folder / WEIGHTS)).items() if k not in SHARED_KEYS}
-    vocab = DraftVocab(load_numpy(str(folder / VOCAB))["ids"]) if (folder / VOCAB).is_file() else None
+    weights = {k: v for k, v in _load(folder / WEIGHTS, load_file).items() if k not in SHARED_KEYS}
+    bad = next((k for k, v in weights.items() if not v.is_floating_point()), None)
+    if bad is not None:
+        raise DrafterMismatch(f"The drafter's {folder / WEIGHTS} holds {bad} as {weights[bad].dtype}, not floats.")
+    vocab = None
+    if (folder / VOCAB).is_file():
+        ids = _load(folder / VOCAB, load_numpy).get("ids")
+        if ids is None or ids.dtype.kind not in "iu":
+            raise DrafterMismatch(f"The drafter's {folder / VOCAB} holds no integer tensor 'ids'.")
+        vocab = DraftVocab(ids)
     return config, weights, vocab
+
+
+def _load(path: Path, loader) -> dict:
+    """A safetensors file read by `loader`; a truncated or foreign file is one DrafterMismatch."""
+    try:
+        return loader(str(path))
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as e:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise DrafterMismatch(f"The drafter's {path} is damaged or not a safetensors file ({reason}).") from None
 
 
 def write_checkpoint(folder: Path, config: DrafterConfig, weights: dict[str, torch.Tensor],

@@ -13,12 +13,30 @@ is the OUTPUT of decoder block `i`, counting blocks from 0. In llama.cpp that is
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.drafters.errors import DrafterMismatch
 
 ARCHITECTURE = "DFlashDraftModel"
+# Inclusive bounds, checked before any tensor is allocated: far beyond any real drafter (z-lab's are
+# 1-8 layers of a <= 8k hidden size, block size 16), near enough that a typo cannot ask for gigabytes.
+LIMITS = {
+    "hidden_size": (1, 16384),
+    "intermediate_size": (1, 65536),
+    "num_hidden_layers": (1, 64),
+    "num_attention_heads": (1, 256),
+    "num_key_value_heads": (1, 256),
+    "head_dim": (2, 1024),
+    "vocab_size": (2, 1 << 20),
+    "block_size": (1, 256),
+    "mask_token_id": (0, (1 << 20) - 1),
+    "target_layer_ids": (0, 1023),
+    "num_target_layers": (1, 1024),
+    "max_position_embeddings": (1, 1 << 24),
+}
+MAX_FEATURE_LAYERS = 64  # entries of target_layer_ids
 
 
 def default_target_layer_ids(n_target_layers: int, n_features: int = 5) -> tuple[int, ...]:
@@ -58,58 +76,74 @@ class DrafterConfig:
         return len(self.target_layer_ids) * self.hidden_size
 
     @classmethod
-    def from_hf(cls, raw: dict[str, Any]) -> "DrafterConfig":
+    def from_hf(cls, raw: Any) -> "DrafterConfig":
+        """The config.json content, its types and bounds checked (`LIMITS`) before anything is allocated."""
+        if not isinstance(raw, dict):
+            raise DrafterMismatch(f"The drafter config.json holds a JSON {_json_kind(raw)}, not an object.")
         _refuse_unsupported(raw)
-        dflash = dict(raw.get("dflash_config") or {})
+        dflash = raw.get("dflash_config") or {}
+        if not isinstance(dflash, dict):
+            raise DrafterMismatch("The drafter config.json's dflash_config is not an object.")
 
         def pick(name: str, default: Any = None) -> Any:
             return dflash.get(name, raw.get(name, default))
 
-        try:
-            hidden = int(raw["hidden_size"])
-            heads = int(raw["num_attention_heads"])
-            n_layers = int(raw["num_hidden_layers"])
-            mask = pick("mask_token_id")
-            if mask is None:
-                raise KeyError("mask_token_id")
-            layer_ids = pick("target_layer_ids")
-            if layer_ids is None:
-                if raw.get("num_target_layers") is None:
-                    raise KeyError("target_layer_ids")
-                layer_ids = default_target_layer_ids(int(raw["num_target_layers"]), n_layers)
-            rope = (raw.get("rope_parameters") or {}).get("rope_theta", raw.get("rope_theta", 10000.0))
-            softcap = pick("final_logit_softcapping")
-            known = {
-                "hidden_size": hidden,
-                "intermediate_size": int(raw["intermediate_size"]),
-                "num_hidden_layers": n_layers,
-                "num_attention_heads": heads,
-                "num_key_value_heads": int(raw.get("num_key_value_heads", heads)),
-                "head_dim": int(raw.get("head_dim") or hidden // heads),
-                "vocab_size": int(raw["vocab_size"]),
-                "block_size": int(pick("block_size", 16)),
-                "mask_token_id": int(mask),
-                "target_layer_ids": tuple(int(i) for i in layer_ids),
-                "num_target_layers": (int(raw["num_target_layers"])
-                                      if raw.get("num_target_layers") is not None else None),
-                "rms_norm_eps": float(raw.get("rms_norm_eps", 1e-6)),
-                "rope_theta": float(rope),
-                "attention_bias": bool(raw.get("attention_bias", False)),
-                "max_position_embeddings": int(raw.get("max_position_embeddings", 40960)),
-                "input_embedding_scale": float(pick("input_embedding_scale", 1.0)),
-                "output_multiplier": float(pick("output_multiplier", 1.0)),
-                "final_logit_softcapping": float(softcap) if softcap else None,
-            }
-        except KeyError as e:
-            raise DrafterMismatch(f"The drafter config.json lacks the field {e.args[0]!r}.") from None
-        except (TypeError, ValueError):
-            raise DrafterMismatch("The drafter config.json has a field of the wrong type.") from None
-        config = cls(**known, extra=raw)
+        def need(name: str, value: Any) -> Any:
+            if value is None:
+                raise DrafterMismatch(f"The drafter config.json lacks the field {name!r}.")
+            return value
+
+        hidden = _int("hidden_size", need("hidden_size", raw.get("hidden_size")))
+        heads = _int("num_attention_heads", need("num_attention_heads", raw.get("num_attention_heads")))
+        n_layers = _int("num_hidden_layers", need("num_hidden_layers", raw.get("num_hidden_layers")))
+        n_target = raw.get("num_target_layers")
+        n_target = None if n_target is None else _int("num_target_layers", n_target)
+        layer_ids = pick("target_layer_ids")
+        if layer_ids is None:
+            layer_ids = default_target_layer_ids(need("target_layer_ids", n_target), n_layers)
+        if not isinstance(layer_ids, (list, tuple)) or len(layer_ids) > MAX_FEATURE_LAYERS:
+            raise DrafterMismatch("The drafter config.json's target_layer_ids is not a short list of layer numbers.")
+        rope = raw.get("rope_parameters") or {}
+        rope = (rope.get("rope_theta") if isinstance(rope, dict) else None) or raw.get("rope_theta", 10000.0)
+        softcap = pick("final_logit_softcapping")
+        config = cls(
+            hidden_size=hidden,
+            intermediate_size=_int("intermediate_size", need("intermediate_size", raw.get("intermediate_size"))),
+            num_hidden_layers=n_layers,
+            num_attention_heads=heads,
+            num_key_value_heads=_int("num_key_value_heads", raw.get("num_key_value_heads", heads)),
+            head_dim=_int("head_dim", raw.get("head_dim") or hidden // heads),  # heads >= 1: bounded
+            vocab_size=_int("vocab_size", need("vocab_size", raw.get("vocab_size"))),
+            block_size=_int("block_size", pick("block_size", 16)),
+            mask_token_id=_int("mask_token_id", need("mask_token_id", pick("mask_token_id"))),
+            target_layer_ids=tuple(_int("target_layer_ids", i) for i in layer_ids),
+            num_target_layers=n_target,
+            rms_norm_eps=_float("rms_norm_eps", raw.get("rms_norm_eps", 1e-6)),
+            rope_theta=_float("rope_theta", rope),
+            attention_bias=bool(raw.get("attention_bias", False)),
+            max_position_embeddings=_int("max_position_embeddings", raw.get("max_position_embeddings", 40960)),
+            input_embedding_scale=_float("input_embedding_scale", pick("input_embedding_scale", 1.0)),
+            output_multiplier=_float("output_multiplier", pick("output_multiplier", 1.0)),
+            final_logit_softcapping=_float("final_logit_softcapping", softcap) if softcap else None,
+            extra=raw,
+        )
         config.validate()
         return config
 
     def validate(self) -> None:
-        """Internal consistency; compatibility with a target is checked by `check_compatible`."""
+        """Bounds and internal consistency; compatibility with a target is checked by `check_compatible`."""
+        for name in LIMITS:
+            values = getattr(self, name)
+            for v in (values if isinstance(values, tuple) else (values,)):
+                if v is not None:
+                    _check_bounds(name, v)
+        if not 1 <= len(self.target_layer_ids) <= MAX_FEATURE_LAYERS:
+            raise DrafterMismatch(
+                f"The drafter names {len(self.target_layer_ids)} target layers to take features from; "
+                f"it must name 1 to {MAX_FEATURE_LAYERS}.")
+        if not self.mask_token_id < self.vocab_size:
+            raise DrafterMismatch(
+                f"The drafter's mask token id {self.mask_token_id} is outside its vocabulary of {self.vocab_size}.")
         if self.num_attention_heads % self.num_key_value_heads:
             raise DrafterMismatch(
                 f"The drafter has {self.num_attention_heads} attention heads, not a multiple of its "
@@ -119,8 +153,11 @@ class DrafterConfig:
         if self.block_size < 2:
             raise DrafterMismatch(
                 f"The drafter's block size {self.block_size} leaves no position to draft (needs at least 2).")
-        if not self.target_layer_ids:
-            raise DrafterMismatch("The drafter names no target layers to take features from.")
+        for name in ("rms_norm_eps", "rope_theta", "input_embedding_scale", "output_multiplier",
+                     "final_logit_softcapping"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and (v > 0 or name.endswith(("scale", "multiplier")))):
+                raise DrafterMismatch(f"The drafter's {name} is {v}; it must be a finite positive number.")
 
     def to_hf(self) -> dict[str, Any]:
         """config.json content in z-lab's layout (what `from_hf` reads back unchanged)."""
@@ -162,20 +199,54 @@ class DrafterConfig:
         return out
 
 
+def _int(name: str, value: Any) -> int:
+    """An integer field: an int, or a float with an integral value (some exporters write 16.0)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DrafterMismatch(f"The drafter config.json's {name} is {_short(value)}, not an integer.")
+    _check_bounds(name, value)
+    return value
+
+
+def _check_bounds(name: str, value: int) -> None:
+    lo, hi = LIMITS[name]
+    if not lo <= value <= hi:
+        raise DrafterMismatch(f"The drafter's {name} is {value}; it must be between {lo} and {hi}.")
+
+
+def _float(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise DrafterMismatch(f"The drafter config.json's {name} is {_short(value)}, not a number.")
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
 def _refuse_unsupported(raw: dict[str, Any]) -> None:
     """DFlash variants whose maths differs from what model.py computes must not load silently."""
     arch = raw.get("architectures") or [ARCHITECTURE]
-    if ARCHITECTURE not in arch:
-        raise DrafterMismatch(f"The checkpoint is a {', '.join(arch)}, not a {ARCHITECTURE} drafter.")
+    if not isinstance(arch, list) or ARCHITECTURE not in arch:
+        raise DrafterMismatch(f"The checkpoint is a {_short(arch)}, not a {ARCHITECTURE} drafter.")
     if raw.get("hidden_act", "silu") != "silu":
-        raise DrafterMismatch(f"The drafter uses activation {raw['hidden_act']!r}; only 'silu' is supported.")
-    if raw.get("use_sliding_window") or "sliding_attention" in (raw.get("layer_types") or []):
+        raise DrafterMismatch(f"The drafter uses activation {_short(raw['hidden_act'])}; only 'silu' is supported.")
+    layer_types = raw.get("layer_types") or []
+    if raw.get("use_sliding_window") or (isinstance(layer_types, list) and "sliding_attention" in layer_types):
         raise DrafterMismatch("The drafter uses sliding-window attention, which is not supported.")
     if raw.get("is_causal"):
         raise DrafterMismatch("The drafter declares causal attention inside the block, which is not supported.")
-    scaling = raw.get("rope_scaling") or (raw.get("rope_parameters") or {})
+    scaling = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
+    if not isinstance(scaling, dict):
+        raise DrafterMismatch("The drafter config.json's rope_scaling is not an object.")
     rope_type = scaling.get("rope_type", scaling.get("type", "default"))
     if rope_type != "default":
-        raise DrafterMismatch(f"The drafter uses RoPE scaling {rope_type!r}, which is not supported.")
-    if float(raw.get("partial_rotary_factor", 1.0)) != 1.0:
+        raise DrafterMismatch(f"The drafter uses RoPE scaling {_short(rope_type)}, which is not supported.")
+    if _float("partial_rotary_factor", raw.get("partial_rotary_factor", 1.0)) != 1.0:
         raise DrafterMismatch("The drafter uses partial rotary embeddings, which are not supported.")

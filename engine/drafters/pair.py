@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.drafters.drafter import Drafter
+from engine.drafters.errors import DrafterMismatch
 from engine.drafters.shared_head import SharedHead
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "drafters"
@@ -27,6 +28,14 @@ def pair_for(target_path: Path) -> tuple[Path | None, Path | None]:
 
 
 def load_pair(target_path: Path, block: Path, vp: Path | None = None) -> tuple[Drafter, Drafter | None]:
+    """Drafter 1 and the VP drafter (or None); a refusal says which of the two it is."""
     head = SharedHead.from_gguf(Path(target_path))
-    d1 = Drafter.load(Path(block), head)
-    return d1, (Drafter.load(Path(vp), head) if vp else None)
+    d1 = _load(Path(block), head, "Drafter 1")
+    return d1, (_load(Path(vp), head, "The VP drafter") if vp else None)
+
+
+def _load(folder: Path, head: SharedHead, role: str) -> Drafter:
+    try:
+        return Drafter.load(folder, head)
+    except DrafterMismatch as e:
+        raise DrafterMismatch(f"{role} ({folder}): {e}") from None

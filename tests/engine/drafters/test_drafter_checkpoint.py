@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import save_file as save_numpy
 
 from engine.drafters import Drafter, DrafterConfig, DrafterMismatch, DraftVocab
 from tests.engine.drafters.drafter_helpers import (MASK, features, small_config, small_head,
@@ -109,3 +111,58 @@ def test_block_size_and_feature_width_are_enforced() -> None:
         drafter.append_context(np.zeros((2, 64), dtype=np.float32))
     with pytest.raises(DrafterMismatch, match="block size 1 leaves no position"):
         small_config(block_size=1).validate()
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(block_size=1_000_000), "block_size is 1000000; it must be between 1 and 256"),
+    (dict(num_hidden_layers=10_000), "num_hidden_layers is 10000; it must be between 1 and 64"),
+    (dict(hidden_size=-32), "hidden_size is -32"),
+    (dict(head_dim=1 << 40), "head_dim is 1099511627776"),
+    (dict(num_attention_heads=0), "num_attention_heads is 0"),
+    (dict(intermediate_size="48"), "intermediate_size is '48', not an integer"),
+    (dict(vocab_size=300.5), "vocab_size is 300.5, not an integer"),
+    (dict(rms_norm_eps=-1.0), "rms_norm_eps is -1.0; it must be a finite positive number"),
+    (dict(rope_theta="big"), "rope_theta is 'big', not a number"),
+    (dict(dflash_config={"mask_token_id": 299, "target_layer_ids": [1, 3, 5000]}), "target_layer_ids is 5000"),
+    (dict(dflash_config={"mask_token_id": 299, "target_layer_ids": "1,3"}), "target_layer_ids is not a short list"),
+    (dict(dflash_config={"mask_token_id": 300, "target_layer_ids": [1]}), "mask token id 300 is outside its vocab"),
+    (dict(dflash_config=[1, 2]), "dflash_config is not an object"),
+    (dict(rope_scaling="yarn"), "rope_scaling is not an object"),
+    (dict(architectures="DFlashDraftModel"), "not a DFlashDraftModel drafter"),
+])
+def test_config_fields_out_of_bounds_or_of_the_wrong_type_are_refused_before_allocating(change, words) -> None:
+    with pytest.raises(DrafterMismatch, match=re.escape(words)):
+        DrafterConfig.from_hf({**zlab_config_json(), **change})
+
+
+@pytest.mark.parametrize("content, words", [
+    ("[1, 2, 3]", "holds a JSON array, not an object"),
+    ('"a string"', "holds a JSON string, not an object"),
+    ("null", "holds a JSON null, not an object"),
+    ("[" * 100_000, "is not valid JSON"),
+])
+def test_a_config_json_that_is_not_an_object_is_refused(tmp_path: Path, content: str, words: str) -> None:
+    raw = zlab_config_json()
+    folder = write_zlab_checkpoint(tmp_path / "d", raw, zlab_weights(raw))
+    (folder / "config.json").write_text(content)
+    with pytest.raises(DrafterMismatch, match=re.escape(words)):
+        Drafter.load(folder, small_head())
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "draft_vocab.safetensors"])
+def test_a_truncated_safetensors_file_is_refused_naming_it(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / "d"
+    Drafter.random(small_config(), small_head(), vocab=DraftVocab(np.arange(100))).save(folder)
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(DrafterMismatch, match=f"{re.escape(str(folder / name))} is damaged or not a safetensors") as e:
+        Drafter.load(folder, small_head())
+    assert "\n" not in str(e.value)
+
+
+def test_a_draft_vocabulary_of_floats_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    Drafter.random(small_config(), small_head()).save(folder)
+    save_numpy({"ids": np.arange(10, dtype=np.float32)}, str(folder / "draft_vocab.safetensors"))
+    with pytest.raises(DrafterMismatch, match="holds no integer tensor 'ids'"):
+        Drafter.load(folder, small_head())
