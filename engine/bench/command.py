@@ -21,17 +21,34 @@ from engine.stop_request import stop_requested
 from engine.verify import SamplerSettings
 
 
+# Every option a --methods entry may set: its type and inclusive bounds (None: no bound).
+OPTIONS = {
+    "gamma": (int, 1, 256),
+    "k": (int, 1, 64),
+    "budget": (int, 1, 4096),
+    "p_min": (float, 0.0, 1.0),
+    "reuse": (bool, None, None),
+    "alt": (bool, None, None),
+    "draft_model": (str, None, None),
+}
+
+
 def parse_methods(spec: str) -> list[tuple[str, str, dict]]:
-    """"ar,lookup:gamma=4,ardraft:gamma=5:p_min=0.6" -> [(label, name, params)]; numbers become numbers."""
+    """"ar,lookup:gamma=4,ardraft:gamma=5:p_min=0.6" -> [(label, name, params)]. Names and options are
+    checked here, before anything loads: a wrong one is one line naming it, not a failure mid-run."""
+    from engine.methods import METHODS
+
     out = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, *pairs = item.split(":")
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r} in --methods; choose from {', '.join(METHODS)}")
         params = {}
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep or not key:
                 raise ValueError(f"method option {pair!r} in {item!r} is not key=value")
-            params[key] = _number(value)
+            params[key] = _option(key, value, item)
         out.append((item, name, params))
     if not out:
         raise ValueError("no methods given")
@@ -40,13 +57,24 @@ def parse_methods(spec: str) -> list[tuple[str, str, dict]]:
     return out
 
 
-def _number(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def _option(key: str, text: str, item: str):
+    if key not in OPTIONS:
+        raise ValueError(f"unknown method option {key!r} in {item!r}; options: {', '.join(OPTIONS)}")
+    kind, lo, hi = OPTIONS[key]
+    if kind is str:
+        return text
+    if kind is bool:
+        if text not in ("0", "1"):
+            raise ValueError(f"method option {key}={text} in {item!r} must be 0 or 1")
+        return text == "1"
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"method option {key}={text} in {item!r} is not {what}") from None
+    if not lo <= value <= hi:  # NaN fails this too
+        raise ValueError(f"method option {key}={text} in {item!r} must be between {lo} and {hi}")
+    return value
 
 
 def modes(a) -> list[Mode]:

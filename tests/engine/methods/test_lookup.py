@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
 
-from engine.methods.lookup import PromptLookup
+from engine.generate import generate
+from engine.methods.lookup import MAX_GAMMA, PromptLookup
+from engine.target import Target, TargetSettings
 
 
 def test_longest_recent_ngram_wins():
@@ -38,3 +41,24 @@ def test_incremental_index_matches_a_brute_force_search_as_text_grows():
     for end in range(2, len(seq)):
         assert grown.continuation(seq[:end]) == brute_force(seq[:end])
     assert grown.continuation(seq[:50]) == brute_force(seq[:50])  # a shorter text is indexed anew
+
+
+def test_gamma_is_capped_to_what_one_verify_pass_holds():
+    m = PromptLookup(gamma=1000)
+    seq = list(range(500)) * 2 + [0]   # a long repeat: everything after 0 follows again
+    chain = m.continuation(seq)
+    assert len(chain) == MAX_GAMMA and chain[:3] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("gamma", [1.5, "4", True, None])
+def test_gamma_of_the_wrong_type_is_refused_at_construction(gamma):
+    with pytest.raises(ValueError, match="lookup's gamma must be an integer"):
+        PromptLookup(gamma=gamma)
+
+
+def test_a_long_repeat_with_a_huge_gamma_fits_the_smallest_batch(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=1024, n_batch=64, n_threads=1)) as target:
+        prompt = target.tokenize("hello world print the data " * 40)   # the tail repeats 200+ tokens back
+        done = list(generate(target, prompt, PromptLookup(gamma=1000), max_tokens=8))[-1]
+        assert target.n_batch == 64 and len(prompt) > 3 * 64
+    assert done.stats.new_tokens == 8
