@@ -93,25 +93,32 @@ class _Cursor:
         if vtype == GGUFValueType.ARRAY:
             return self.array(key)
         if vtype not in _SCALARS:
-            raise _Bad(f"metadata key {key} has an unknown value type {vtype}")
+            raise _Bad(f"metadata key {_printable(key)} has an unknown value type {vtype}")
         return self.unpack(_SCALARS[vtype])
 
     def array(self, key: str):
         etype, n = self.unpack("<I"), self.unpack("<Q")
         keep = _KEEP_ARRAYS.get(key)
         if keep is not None and etype != keep:
-            raise _Bad(f"{key} is an array of {_type_name(etype)}, not of {_type_name(keep)}")
+            raise _Bad(f"{_printable(key)} is an array of {_type_name(etype)}, not of {_type_name(keep)}")
         if etype == GGUFValueType.ARRAY:
-            raise _Bad(f"metadata key {key} is an array of arrays, which GGUF readers refuse")
+            raise _Bad(f"metadata key {_printable(key)} is an array of arrays, which GGUF readers refuse")
         if etype in _SCALARS:
             self.need(struct.calcsize(_SCALARS[etype]) * n)  # checked before a single element is read
             self.pos += struct.calcsize(_SCALARS[etype]) * n
             return None
         if etype != GGUFValueType.STRING:
-            raise _Bad(f"metadata key {key} has an unknown element type {etype}")
+            raise _Bad(f"metadata key {_printable(key)} has an unknown element type {etype}")
         self.need(8 * n)  # every string is at least its 8-byte length: a forged count fails here, at once
         items = [self.string() for _ in range(n)]
         return items if keep is not None else None
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    """A key or tensor name fit for a one-line message: a damaged header can hold any bytes there."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def _type_name(vtype: int) -> str:
@@ -136,7 +143,7 @@ def _read(path: Path) -> tuple[dict, list[_Tensor], int]:
         for _ in range(n_kv):
             key = c.string().decode("utf-8", "replace")
             if key in meta:
-                raise _Bad(f"metadata key {key} appears twice")
+                raise _Bad(f"metadata key {_printable(key)} appears twice")
             vtype = c.unpack("<I")
             meta[key], types[key] = c.value(vtype, key), vtype
         c.need(24 * n_tensors)
@@ -145,13 +152,13 @@ def _read(path: Path) -> tuple[dict, list[_Tensor], int]:
             raw_name = c.string()
             name = raw_name.decode("utf-8", "replace")
             if len(raw_name) >= GGML_MAX_NAME:
-                raise _Bad(f"tensor name {name[:70]!r} is longer than llama.cpp's {GGML_MAX_NAME - 1} bytes")
+                raise _Bad(f"tensor name {_printable(name)!r} is longer than llama.cpp's {GGML_MAX_NAME - 1} bytes")
             if name in names:
-                raise _Bad(f"tensor {name} appears twice")
+                raise _Bad(f"tensor {_printable(name)} appears twice")
             names.add(name)
             n_dims = c.unpack("<I")
             if n_dims > GGML_MAX_DIMS:
-                raise _Bad(f"tensor {name} has {n_dims} dimensions (at most {GGML_MAX_DIMS})")
+                raise _Bad(f"tensor {_printable(name)} has {n_dims} dimensions (at most {GGML_MAX_DIMS})")
             shape = tuple(c.unpack("<Q") for _ in range(n_dims))
             tensors.append(_Tensor(name, c.unpack("<I"), shape, c.unpack("<Q")))
         align = meta.get("general.alignment", 32)
@@ -172,7 +179,7 @@ def _check_values(meta: dict, types: dict) -> None:
     for suffix in ("block_count", "embedding_length", "context_length"):
         key = f"{arch}.{suffix}"
         if key in types and types[key] not in _INTEGERS:
-            raise _Bad(f"metadata key {key} is a {_type_name(types[key])}, not an integer")
+            raise _Bad(f"metadata key {_printable(key)} is a {_type_name(types[key])}, not an integer")
 
 
 def _check_tensors(tensors: list[_Tensor], data_start: int, align: int, size: int) -> None:
@@ -182,20 +189,20 @@ def _check_tensors(tensors: list[_Tensor], data_start: int, align: int, size: in
         try:
             block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(t.type)]
         except (ValueError, KeyError):
-            raise _Bad(f"tensor {t.name} has an unknown type {t.type}") from None
+            raise _Bad(f"tensor {_printable(t.name)} has an unknown type {t.type}") from None
         count = 1
         for n in t.shape:
             if n > INT64_MAX or (n and count > INT64_MAX // n):
-                raise _Bad(f"tensor {t.name} has a shape {list(t.shape)} whose element count overflows")
+                raise _Bad(f"tensor {_printable(t.name)} has a shape {list(t.shape)} whose element count overflows")
             count *= n
         if t.shape and t.shape[0] % block:
-            raise _Bad(f"tensor {t.name} has {t.shape[0]} elements per row, not a multiple of its type's "
+            raise _Bad(f"tensor {_printable(t.name)} has {t.shape[0]} elements per row, not a multiple of its type's "
                        f"block of {block}")
         if t.offset != expected:
-            raise _Bad(f"tensor {t.name} has offset {t.offset}, expected {expected}")
+            raise _Bad(f"tensor {_printable(t.name)} has offset {t.offset}, expected {expected}")
         nbytes = count // block * type_size
         if data_start + t.offset + nbytes > size:
-            raise _Truncated(f"tensor {t.name} needs bytes up to {data_start + t.offset + nbytes} "
+            raise _Truncated(f"tensor {_printable(t.name)} needs bytes up to {data_start + t.offset + nbytes} "
                              f"but the file has {size}")
         expected += (nbytes + align - 1) // align * align
 
@@ -245,9 +252,9 @@ def inspect(path: str | Path) -> GGUFInfo:
     def num(key: str) -> int:
         v = meta.get(f"{arch}.{key}")
         if v is None:
-            raise ModelFileError(f"{path.name} lacks {arch}.{key}")
+            raise ModelFileError(f"{path.name} lacks {_printable(f'{arch}.{key}')}")
         if v <= 0:
-            raise ModelFileError(f"{path.name} has {arch}.{key} = {v}; it must be positive")
+            raise ModelFileError(f"{path.name} has {_printable(f'{arch}.{key}')} = {v}; it must be positive")
         return int(v)
 
     name, template = meta.get("general.name"), meta.get("tokenizer.chat_template")

@@ -116,7 +116,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     path = path or default_catalog_path()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
         raise CatalogError(f"Cannot read catalog {path}: {exc}.") from exc
     return parse_catalog(raw)
 
