@@ -45,7 +45,7 @@ from engine.store.errors import (
     RemoteNotFoundError,
     StoreError,
 )
-from engine.store.network import require_online
+from engine.store.network import require_online, require_resolvable
 from engine.store.safe_names import safe_relpath
 from engine.store.verify import FileHasher, check_digest
 
@@ -143,6 +143,7 @@ def fetch_remote_file(
     what = f"resolve {repo}/{filename}@{revision}"
     require_online(app_offline, what)
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+    require_resolvable(endpoint, what)
     url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
     headers = build_hf_headers(token=token)
     headers["Accept-Encoding"] = "identity"

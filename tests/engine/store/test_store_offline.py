@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
 from store_helpers import SocketGuard, tiny_catalog, write_drafter, write_gguf
 
-from engine.store.errors import OfflineError
+from engine.store.errors import NetworkError, OfflineError
 from engine.store.model_store import ModelStore
 from engine.store.search import list_gguf_quants, search_gguf
 
@@ -49,3 +51,19 @@ def test_offline_store_uses_installed_models_and_touches_no_network(
     with pytest.raises(OfflineError):
         list_gguf_quants("org/tiny-GGUF", endpoint=tiny_repo.endpoint, app_offline=store.offline)
     assert no_network.attempts == []
+
+
+LOOKUPS: list[str] = []
+sys.addaudithook(lambda event, args: LOOKUPS.append(str(args[0])) if event == "socket.getaddrinfo" else None)
+
+
+def test_a_hub_name_that_does_not_resolve_is_one_quick_error(tiny_repo: FakeHub, tmp_path: Path) -> None:
+    # .invalid never resolves (RFC 2606): what a machine without a network sees for huggingface.co
+    store = ModelStore(endpoint="https://hub.invalid", catalog=tiny_catalog())
+    LOOKUPS.clear()
+    t0 = time.monotonic()
+    with pytest.raises(NetworkError, match="hub.invalid does not resolve") as err:
+        store.install_bundle("tiny")
+    assert time.monotonic() - t0 < 10   # a bound, not a speed claim: the Hub client's retries took 24.5 s
+    assert LOOKUPS.count("hub.invalid") == 1 and "\n" not in str(err.value)
+    assert store.installed() == []
