@@ -21,6 +21,13 @@ from engine.tree import Trie
 
 SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 CONTEXT_TOKENS = 256   # committed context under the measured chains: a short chat turn
+# Rounds of one size whose slowest is this many times its fastest disagree: other work was running, so
+# the measurement is taken again (up to ATTEMPTS times) and a cached curve like that is not trusted.
+MAX_SPREAD = 1.5
+ATTEMPTS = 3
+# Steps that take less than 1/STALE_RATIO of the curve's time (steps add walk and commit to a bare
+# verify, so they are never faster): the curve was measured under load (seen: t(1) 682 ms, 80 ms quiet).
+STALE_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,19 @@ class CostCurve:
             lo, hi = ns[-2], ns[-1]
         slope = (self.seconds[hi] - self.seconds[lo]) / (hi - lo)
         return self.seconds[lo] + slope * (n - lo)
+
+    @property
+    def spread(self) -> float:
+        """Slowest over fastest round of the worst size (1.0 for a curve without rounds, e.g. given by hand)."""
+        return max((max(v) / min(v) for v in self.samples.values() if len(v) > 1 and min(v) > 0), default=1.0)
+
+    @property
+    def stable(self) -> bool:
+        return self.spread <= MAX_SPREAD
+
+    def stale(self, timed: dict[int, float]) -> bool:
+        """Do steps timed in real answers ({nodes: seconds}) run far faster than this curve says?"""
+        return any(seconds * STALE_RATIO < self.t(n) for n, seconds in timed.items() if n >= 1)
 
     def ratio(self, n: int) -> float:
         """t(n)/t(1): how many single steps one verify pass of n nodes costs."""
@@ -100,13 +120,14 @@ def cache_path(key: dict) -> Path:
 
 
 def calibrate(target, sizes=SIZES, repeats: int = 3, use_cache: bool = True) -> CostCurve:
-    """The cached curve for this target and settings, measured now when missing (resets the target's KV)."""
+    """The cached curve for this target and settings, measured now when missing or when its rounds
+    disagreed (resets the target's KV)."""
     key = {**cache_key(target), "sizes": list(sizes), "context": CONTEXT_TOKENS}
     path = cache_path(key)
     if use_cache and path.is_file():
         try:
             curve = CostCurve.read(path)
-            if curve.key == key:
+            if curve.key == key and curve.stable:
                 return curve
         except ValueError:
             pass  # a damaged cache file is simply measured again
@@ -118,8 +139,35 @@ def calibrate(target, sizes=SIZES, repeats: int = 3, use_cache: bool = True) -> 
     return curve
 
 
+def recalibrate(target, sizes=SIZES, repeats: int = 3) -> CostCurve:
+    """Measure the curve again now and replace the cached one (the user asked, e.g. after a change of
+    hardware or load); resets the target's KV, so call it between answers."""
+    return calibrate(target, sizes, repeats, use_cache=False)
+
+
+def refresh_if_stale(target, curve: CostCurve, timed: dict[int, float], repeats: int = 3) -> CostCurve:
+    """`curve`, or a new measurement (cached in its place) when the steps timed in real answers
+    ({nodes: seconds}, e.g. Auto's StepCost.timed) run far faster than it says. Resets the target's KV
+    when it measures, so call it between answers."""
+    if not curve.stale(timed):
+        return curve
+    return recalibrate(target, tuple(curve.key.get("sizes") or SIZES), repeats)
+
+
 def measure(target, sizes=SIZES, repeats: int = 3, key: dict | None = None) -> CostCurve:
-    """Median over `repeats` rounds; each round visits every size once, so load drift hits all sizes alike."""
+    """Median over `repeats` rounds, each visiting every size once so load drift hits all sizes alike;
+    taken again (up to ATTEMPTS times in all) while the rounds disagree, the steadiest attempt kept."""
+    best = None
+    for _ in range(ATTEMPTS):
+        curve = _measure_once(target, sizes, repeats, key)
+        if best is None or curve.spread < best.spread:
+            best = curve
+        if best.stable:
+            break
+    return best
+
+
+def _measure_once(target, sizes, repeats: int, key: dict | None) -> CostCurve:
     if max(sizes) > target.n_batch or CONTEXT_TOKENS + max(sizes) + 1 > target.n_ctx:
         raise ValueError(f"chains up to {max(sizes)} nodes need n_batch >= {max(sizes)} and a context of "
                          f"{CONTEXT_TOKENS + max(sizes) + 1} tokens")

@@ -55,3 +55,46 @@ def test_cache_hit_and_miss(tiny_gguf, monkeypatch):
         cal.cache_path({**cal.cache_key(t), "sizes": list(SIZES), "context": cal.CONTEXT_TOKENS}).write_text("{")
         calibrate(t, SIZES, repeats=1)   # a damaged cache file is measured again
         assert len(calls) == 4
+
+
+def test_rounds_that_disagree_make_a_curve_unstable():
+    steady = CostCurve({1: 0.08, 4: 0.18}, {1: [0.08, 0.082, 0.079], 4: [0.18, 0.19, 0.18]})
+    loaded = CostCurve({1: 0.08, 4: 0.18}, {1: [0.08, 0.682, 0.079], 4: [0.18, 0.19, 0.18]})
+    assert steady.stable and steady.spread == pytest.approx(0.19 / 0.18)   # the worst size
+    assert not loaded.stable and loaded.spread == pytest.approx(0.682 / 0.079)
+    assert CostCurve({1: 0.08}).stable   # a curve given by hand has no rounds to disagree
+
+
+def test_a_curve_much_slower_than_the_steps_is_stale():
+    under_load = CostCurve({1: 0.682, 4: 1.2})
+    assert under_load.stale({1: 0.085})            # single steps at 85 ms against 682 ms
+    assert not under_load.stale({1: 0.5, 4: 1.0})  # steps add overhead; nothing says the curve is wrong
+    assert not under_load.stale({})
+    assert not CostCurve({1: 0.08}).stale({1: 0.3})  # slower steps: load now, not a wrong curve
+
+
+def _cached(t, seconds, samples):
+    key = {**cal.cache_key(t), "sizes": list(SIZES), "context": cal.CONTEXT_TOKENS}
+    cal.cache_path(key).parent.mkdir(parents=True, exist_ok=True)
+    cal.cache_path(key).write_text(json.dumps(CostCurve(seconds, samples, key).to_json()))
+    return key
+
+
+def test_a_cached_curve_whose_rounds_disagreed_is_measured_again(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=512, n_threads=2)) as t:
+        key = _cached(t, {n: 0.5 for n in SIZES}, {n: [0.1, 0.5, 0.9] for n in SIZES})
+        curve = calibrate(t, SIZES, repeats=1)
+        assert curve.key == key and all(len(v) == 1 for v in curve.samples.values())   # measured now
+        assert CostCurve.read(cal.cache_path(key)) == curve  # and the new curve replaced the cached one
+
+
+def test_a_stale_curve_is_refreshed_and_a_fitting_one_kept(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=512, n_threads=2)) as t:
+        key = _cached(t, {n: 5.0 for n in SIZES}, {})
+        old = calibrate(t, SIZES, repeats=1)
+        assert old.t(1) == 5.0                                     # cached, trusted until steps say otherwise
+        assert cal.refresh_if_stale(t, old, {1: 4.0}) is old      # steps not faster than half the curve
+        fresh = cal.refresh_if_stale(t, old, {1: 0.01}, repeats=1)
+        assert fresh.samples and fresh.key == key and calibrate(t, SIZES, repeats=1) == fresh   # measured, cached
+        again = cal.recalibrate(t, SIZES, repeats=1)               # on demand, whatever the cache holds
+        assert again != fresh and CostCurve.read(cal.cache_path(key)) == again
