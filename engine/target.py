@@ -430,6 +430,10 @@ class Target:
             self.features = self._capture.take()
         return logits
 
+    def set_threads(self, n: int) -> None:
+        """Threads for the next decodes (the data stage picks 1 or all cores by measured speed)."""
+        llama_cpp.llama_set_n_threads(self._ctx, n, n)
+
     def reset(self) -> None:
         llama_cpp.llama_memory_clear(self._mem, True)
         self.tokens = []

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,14 +100,23 @@ def save_answers(folder: Path, path: Path) -> None:
     """Every sample's token ids (prompt and answer) and prompt index, compressed, written whole: the hours
     of generation, without the features that one prefill per sample recomputes (`generate(saved=...)`)."""
     ds = Dataset(folder)
-    samples = [ds.sample(i) for i in range(len(ds))]
+    answers = {}
+    for i in range(len(ds)):
+        tokens, n_prompt, _ = ds.sample(i)
+        answers[ds.prompt_index(i)] = (tokens, n_prompt)
+    write_answers(path, answers, ds.meta["target_sha256"], ds.meta["max_new"])
+
+
+def write_answers(path: Path, answers: dict[int, tuple[np.ndarray, int]], target_sha256: str, max_new: int) -> None:
+    """prompt index -> (tokens, prompt length) to `path` in prompt order, compressed, replaced whole."""
+    order = sorted(answers)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, tokens=np.concatenate([t for t, _, _ in samples]).astype(np.int32),
-                        lengths=np.array([len(t) for t, _, _ in samples]),
-                        n_prompt=np.array([n for _, n, _ in samples]),
-                        prompt_index=np.array([ds.prompt_index(i) for i in range(len(ds))]),
-                        target_sha256=np.array(ds.meta["target_sha256"]), max_new=np.array(ds.meta["max_new"]))
+    np.savez_compressed(tmp, tokens=np.concatenate([np.asarray(answers[i][0], dtype=np.int32) for i in order]),
+                        lengths=np.array([len(answers[i][0]) for i in order]),
+                        n_prompt=np.array([answers[i][1] for i in order]),
+                        prompt_index=np.array(order), target_sha256=np.array(target_sha256),
+                        max_new=np.array(max_new))
     os.replace(tmp, path)
 
 
@@ -122,6 +133,118 @@ def load_answers(path: Path, target_sha256: str, max_new: int) -> dict[int, tupl
                 for i, a, n, p in zip(z["prompt_index"], starts, z["lengths"], z["n_prompt"])}
 
 
+class ThreadChooser:
+    """The thread count for each side-by-side step, 1 or every core, whichever steps faster right now.
+
+    llama.cpp's threads meet at a barrier after every operation, so when another process holds a core,
+    an all-core step waits on the descheduled thread: 16 sequences side by side on the 2-core development
+    CPU gave 44.8 answer tok/s on 2 threads when quiet but 4.4 with one core busy elsewhere, where one
+    thread kept 22.1. Data runs for hours beside other work, so it times both counts as it goes: it runs
+    the faster and tries the other for `trial` steps every `probe` steps, probing half as often after
+    each probe that loses (a slow count costs little), as often as at first after one that wins."""
+
+    def __init__(self, counts: tuple[int, ...], probe: int = 64, trial: int = 2, most_probe: int = 256):
+        self.counts = tuple(dict.fromkeys(counts))
+        self.seconds: dict[int, float | None] = {n: None for n in self.counts}  # smoothed seconds per row
+        self.current = self.counts[-1]
+        self.probe, self.first_probe, self.trial, self.most_probe = probe, probe, trial, most_probe
+        self._steps = self._left = 0
+        self._on_trial = self._fresh = False
+
+    def best(self) -> int:
+        known = {n: t for n, t in self.seconds.items() if t is not None}
+        return min(known, key=known.get) if known else self.counts[-1]
+
+    def next(self) -> int:
+        """The count to run the next step with."""
+        if len(self.counts) == 1:
+            return self.current
+        if self._left:
+            self._left -= 1
+            return self.current
+        if self._on_trial:  # probe sooner after a trial that won, later after one that lost
+            self._on_trial = False
+            won = self.best() == self.current
+            self.probe = self.first_probe if won else min(2 * self.probe, self.most_probe)
+        self.current = self.best()
+        self._steps += 1
+        untried = [n for n, t in self.seconds.items() if t is None]
+        if untried or self._steps >= self.probe:
+            self._steps, self._left, self._on_trial, self._fresh = 0, self.trial - 1, True, True
+            self.current = untried[0] if untried else next(n for n in self.counts if n != self.current)
+        return self.current
+
+    def record(self, threads: int, seconds: float, rows: int) -> None:
+        per_row = seconds / max(rows, 1)
+        old = self.seconds[threads]
+        if old is None or self._fresh:  # a trial's first step replaces what may be long out of date
+            self.seconds[threads], self._fresh = per_row, False
+        else:
+            self.seconds[threads] = 0.5 * old + 0.5 * per_row
+
+
+def target_settings(s: DataSettings) -> "TargetSettings":
+    """A context for `s.slots` independent sequences, each with its own cells (no attention over the others)."""
+    from engine.target import TargetSettings  # llama.cpp only when generating
+
+    seq_ctx = s.max_prompt + s.max_new
+    return TargetSettings(n_ctx=seq_ctx * s.slots, n_seq_max=s.slots, kv_unified=False, n_batch=max(512, s.slots),
+                          n_threads=s.n_threads, capture_layers=s.layers)
+
+
+def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: DataSettings, *, stop=lambda: False,
+                        enough=lambda pending: False, abandon: bool = False) -> Iterator[_Slot]:
+    """The target's greedy answers to the prompts `todo` names, `s.slots` sequences side by side, each sample
+    yielded as it finishes (with its features when the target captures some). New prompts stop once `stop()`
+    or `enough(answer tokens in progress)`; the answers in progress then finish, or with `abandon` are
+    dropped at once. Prompts longer than `s.max_prompt` tokens are skipped."""
+    capture = bool(target.settings.capture_layers)
+    threads = ThreadChooser((1, s.n_threads or os.cpu_count() or 1))
+    slots: list[_Slot | None] = [None] * s.slots
+    nxt: list[int] = [0] * s.slots
+    exhausted = False
+    while True:
+        out_of_time = stop()
+        if out_of_time and abandon:
+            return
+        full = exhausted or out_of_time or enough(sum(len(x.tokens) - x.n_prompt for x in slots if x))
+        for k in range(s.slots):
+            if slots[k] is None and not full:
+                for index in todo:
+                    tokens = target.chat_tokens([{"role": "user", "content": prompts[index]}])
+                    if len(tokens) <= s.max_prompt:
+                        break
+                else:
+                    exhausted = full = True
+                    break
+                logits = target.prefill_sequence(k, tokens)
+                slots[k] = _Slot(index, list(tokens), len(tokens),
+                                 [target.features.astype(np.float16)] if capture else [])
+                nxt[k] = int(logits.argmax())
+        active = [k for k in range(s.slots) if slots[k] is not None]
+        if not active:
+            return
+        still = []
+        for k in active:
+            x = slots[k]
+            x.tokens.append(nxt[k])
+            if target.is_eog(nxt[k]) or len(x.tokens) - x.n_prompt >= s.max_new:
+                slots[k] = None
+                yield x
+            else:
+                still.append(k)
+        if still:
+            n = threads.next()
+            target.set_threads(n)
+            t = time.perf_counter()
+            logits = target.decode_sequences([(k, len(slots[k].tokens) - 1, slots[k].tokens[-1]) for k in still])
+            threads.record(n, time.perf_counter() - t, len(still))
+            for row, k in enumerate(still):
+                if capture:
+                    slots[k].features.append(target.features[row:row + 1].astype(np.float16))
+                nxt[k] = int(logits[row].argmax())
+
+
 def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: Path, settings: DataSettings,
              *, max_answer_tokens: int, saved: dict[int, tuple[np.ndarray, int]] | None = None,
              stop=lambda: False, log=print) -> int:
@@ -129,74 +252,38 @@ def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: 
     `stop()` says so (then the answers in progress finish first). Answers in `saved` (`load_answers`)
     come first and only have their features captured, in one prefill each. Returns the answer tokens
     in the folder."""
-    from engine.target import Target, TargetSettings  # llama.cpp only when generating
+    from engine.target import Target  # llama.cpp only when generating
 
     s = settings
     _check_meta(folder, {"target_sha256": target_sha256, "layers": list(s.layers), "max_new": s.max_new,
                          "max_prompt": s.max_prompt})
     have = Dataset(folder).answer_tokens() if _shards(folder) else 0
     done = done_prompts(folder)
-    todo = (i for i in range(len(prompts)) if i not in done)
-    seq_ctx = s.max_prompt + s.max_new
-    settings_t = TargetSettings(n_ctx=seq_ctx * s.slots, n_seq_max=s.slots, kv_unified=False,
-                                n_batch=max(512, s.slots), n_threads=s.n_threads, capture_layers=s.layers)
     progress = Progress("data", max_answer_tokens, start=have, log=log)
-    with Target.load(target_path, settings_t) as target:
+    with Target.load(target_path, target_settings(s)) as target:
         finished: list[_Slot] = []
+
+        def keep(sample: _Slot) -> None:
+            nonlocal have, finished
+            finished.append(sample)
+            done.add(sample.index)
+            have += len(sample.tokens) - sample.n_prompt
+            progress.update(have)
+            if len(finished) >= s.shard_samples:
+                _write_shard(folder, finished)
+                finished = []
+
         for index, (tokens, n_prompt) in sorted((saved or {}).items()):
             if have >= max_answer_tokens or stop():
                 break
             if index in done or n_prompt > s.max_prompt:
                 continue
             target.prefill_sequence(0, [int(t) for t in tokens[:-1]])
-            finished.append(_Slot(index, [int(t) for t in tokens], n_prompt, [target.features.astype(np.float16)]))
-            done.add(index)
-            have += len(tokens) - n_prompt
-            progress.update(have)
-            if len(finished) >= s.shard_samples:
-                _write_shard(folder, finished)
-                finished = []
-        slots: list[_Slot | None] = [None] * s.slots
-        nxt: list[int] = [0] * s.slots
-        exhausted = False
-        while True:
-            out_of_time = stop()
-            enough = have + sum(len(x.tokens) - x.n_prompt for x in slots if x) >= max_answer_tokens
-            for k in range(s.slots):
-                if slots[k] is None and not (exhausted or out_of_time or enough):
-                    for index in todo:
-                        tokens = target.chat_tokens([{"role": "user", "content": prompts[index]}])
-                        if len(tokens) <= s.max_prompt:
-                            break
-                    else:
-                        exhausted = True
-                        break
-                    logits = target.prefill_sequence(k, tokens)
-                    slots[k] = _Slot(index, list(tokens), len(tokens), [target.features.astype(np.float16)])
-                    nxt[k] = int(logits.argmax())
-            active = [k for k in range(s.slots) if slots[k] is not None]
-            if not active:
-                break
-            for k in active:
-                slots[k].tokens.append(nxt[k])
-            still = []
-            for k in active:
-                x = slots[k]
-                if target.is_eog(nxt[k]) or len(x.tokens) - x.n_prompt >= s.max_new:
-                    finished.append(x)
-                    have += len(x.tokens) - x.n_prompt
-                    slots[k] = None
-                else:
-                    still.append(k)
-            if still:
-                logits = target.decode_sequences([(k, len(slots[k].tokens) - 1, slots[k].tokens[-1]) for k in still])
-                for row, k in enumerate(still):
-                    slots[k].features.append(target.features[row:row + 1].astype(np.float16))
-                    nxt[k] = int(logits[row].argmax())
-            progress.update(have + sum(len(x.tokens) - x.n_prompt for x in slots if x))
-            if len(finished) >= s.shard_samples:
-                _write_shard(folder, finished)
-                finished = []
+            keep(_Slot(index, [int(t) for t in tokens], n_prompt, [target.features.astype(np.float16)]))
+        todo = (i for i in range(len(prompts)) if i not in done)
+        for sample in answer_side_by_side(target, prompts, todo, s, stop=stop,
+                                          enough=lambda pending: have + pending >= max_answer_tokens):
+            keep(sample)
         if finished:
             _write_shard(folder, finished)
     progress.done(have)
