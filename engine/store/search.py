@@ -6,11 +6,11 @@ import os
 import re
 from dataclasses import dataclass
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 
 from engine.store.download import hub_errors
 from engine.store.errors import StoreError, UnsafeFilenameError
-from engine.store.network import require_online
+from engine.store.network import require_online, require_resolvable
 from engine.store.safe_names import safe_relpath
 
 # Weights plus KV cache, compute buffers and the app itself: a model needs noticeably more than its file.
@@ -66,6 +66,7 @@ def search_gguf(
 ) -> SearchResult:
     """Most-downloaded GGUF repositories matching query, each with its quantizations."""
     require_online(app_offline, f"search the Hub for {query!r}")
+    require_resolvable(endpoint or constants.ENDPOINT, f"search the Hub for {query!r}")
     api = HfApi(endpoint=endpoint, token=token)
     with hub_errors(f"search the Hub for {query!r}"):
         found = list(api.list_models(search=query, filter="gguf", sort="downloads", limit=limit))
@@ -93,6 +94,7 @@ def list_gguf_quants(
 ) -> GgufRepo:
     """A repository's GGUF files grouped into quantizations; a listing with an unsafe name is refused whole."""
     require_online(app_offline, f"list the files of {repo}")
+    require_resolvable(endpoint or constants.ENDPOINT, f"list the files of {repo}")
     memory = total_memory() if memory_bytes is None else memory_bytes
     with hub_errors(f"list the files of {repo}"):
         info = HfApi(endpoint=endpoint, token=token).model_info(repo, revision=revision, files_metadata=True)

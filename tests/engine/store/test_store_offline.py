@@ -67,3 +67,10 @@ def test_a_hub_name_that_does_not_resolve_is_one_quick_error(tiny_repo: FakeHub,
     assert time.monotonic() - t0 < 10   # a bound, not a speed claim: the Hub client's retries took 24.5 s
     assert LOOKUPS.count("hub.invalid") == 1 and "\n" not in str(err.value)
     assert store.installed() == []
+
+
+def test_a_search_without_a_network_is_one_quick_error() -> None:
+    LOOKUPS.clear()
+    with pytest.raises(NetworkError, match="search the Hub for 'qwen': hub.invalid does not resolve"):
+        search_gguf("qwen", endpoint="https://hub.invalid", app_offline=False)
+    assert LOOKUPS.count("hub.invalid") == 1
