@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("chat", help="interactive chat in the terminal")
     c.add_argument("--system", default=None)
     _add_model_args(c)
+    v = sub.add_parser("serve", help="serve the model to other tools with the OpenAI API (local by default)")
+    _add_target_args(v, "auto")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; any other needs --api-key)")
+    v.add_argument("--port", type=int, default=8080)
+    v.add_argument("--api-key", default=os.environ.get("D2SD_API_KEY"),
+                   help="key every request must send as 'Authorization: Bearer KEY' (default: $D2SD_API_KEY)")
+    v.add_argument("--queue", type=int, default=8,
+                   help="requests that may wait while one is generated; beyond them: 503 (default 8)")
     m = sub.add_parser("models", help="list, verify or install models")
     m.add_argument("action", choices=["list", "verify", "install-default"], nargs="?", default="list")
     m.add_argument("path", nargs="?", help="for verify: a GGUF file")
@@ -198,6 +208,18 @@ def _cmd_chat(a) -> int:
             msgs.append({"role": "assistant", "content": answer})
 
 
+def _cmd_serve(a) -> int:
+    from engine.server.serve import LocalServer, check_bind
+
+    check_bind(a.host, a.api_key)  # before the model loads
+    with _load(a) as target:
+        server = LocalServer(target, a.method, _method_params(a), _drafter_folders(a), a.host, a.port, a.api_key,
+                             a.queue, on_measure=_say_measuring)
+        print(f"serving {server.model_id} with {a.method} at {server.url} (Ctrl-C stops)", file=sys.stderr)
+        server.run()
+    return 0
+
+
 def _cmd_models(a) -> int:
     from engine.gguf_check import inspect
     from engine.paths import models_dir
@@ -271,7 +293,7 @@ def _cmd_train(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
-        return {"generate": _cmd_generate, "chat": _cmd_chat, "models": _cmd_models,
+        return {"generate": _cmd_generate, "chat": _cmd_chat, "serve": _cmd_serve, "models": _cmd_models,
                 "bench": _cmd_bench, "train": _cmd_train}[a.cmd](a)
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,92 @@
+"""`d2sd serve`: the OpenAI-compatible server on one loaded target, run by uvicorn.
+
+The bind is checked before anything loads: a loopback address (the default) needs nothing, any other
+needs an API key. The method (drafters loaded, cost curve read or measured) is built before the port
+opens, so the first request does not wait for it."""
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from typing import Callable
+
+import uvicorn
+
+from engine.ready_method import ReadyMethod
+from engine.server.app import create_app
+from engine.server.generation import GenerationWorker
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    if not is_loopback(host) and not api_key:
+        raise ValueError(f"--host {host} is reachable from other machines: give --api-key KEY as well "
+                         "(every request must then send 'Authorization: Bearer KEY')")
+
+
+def model_id(target) -> str:
+    """What clients name in `model`: the GGUF's file name without .gguf."""
+    return target.info.path.stem
+
+
+class LocalServer:
+    """The server on `target` (its owner closes it). `run` blocks (the CLI: Ctrl-C stops it); `start`
+    serves from a background thread until `stop` (tests, the app)."""
+
+    def __init__(self, target, method: str = "auto", params: dict | None = None,
+                 drafters: tuple[str, str] = ("", ""), host: str = "127.0.0.1", port: int = 8080,
+                 api_key: str | None = None, queue_size: int = 8, on_measure: Callable[[], None] = lambda: None):
+        check_bind(host, api_key)
+        if queue_size < 1:
+            raise ValueError(f"--queue must be at least 1, got {queue_size}")
+        self.ready = ReadyMethod(target, on_measure)
+        ready_method = lambda: self.ready.get(method, params, drafters)  # noqa: E731  (kept: same choice each time)
+        ready_method()  # drafters and cost curve now, not on the first request
+        self.worker = GenerationWorker(target, ready_method, queue_size)
+        self.model_id = model_id(target)
+        self.host, self.port = host, port
+        self.app = create_app(self.worker, self.model_id, method, api_key, loopback=is_loopback(host))
+        self._uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
+                                                      timeout_graceful_shutdown=3))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    def run(self) -> None:
+        self.worker.start()
+        try:
+            self._uvicorn.run()
+        finally:
+            self._close()
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.worker.start()
+        self._thread = threading.Thread(target=self._uvicorn.run, name="uvicorn", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._uvicorn.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self._uvicorn.started:
+            self.stop()
+            raise RuntimeError(f"the server could not listen on {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join()
+        self._close()
+
+    def _close(self) -> None:
+        self.worker.close()
+        self.ready.close()
