@@ -17,7 +17,8 @@ class ConversationList(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.new_button = QPushButton("New chat", clicked=self.new_requested.emit)
+        # clicked carries `checked`, which new_requested does not take
+        self.new_button = QPushButton("New chat", clicked=lambda: self.new_requested.emit())
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search chats")
         self.search.setClearButtonEnabled(True)

@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file = self.menuBar().addMenu("&File")
-        file.addAction(_action(self, "New chat", self.session.new_conversation, QKeySequence.New))
+        file.addAction(_action(self, "New chat", self.new_chat, QKeySequence.New))
         file.addAction(_action(self, "Open model…", self.open_model, QKeySequence.Open))
         file.addAction(_action(self, "Settings…", self.edit_settings, QKeySequence("Ctrl+,")))
         file.addAction(_action(self, "Models…", self.open_models))
@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         self.prompt.submitted.connect(self.send)
         self.chat.action.connect(self._on_message_action)
         c = self.conversations
-        c.new_requested.connect(self.session.new_conversation)
+        c.new_requested.connect(self.new_chat)
         c.selected.connect(self._select)
         c.rename_requested.connect(s.rename)
         c.delete_requested.connect(s.delete)
@@ -151,6 +151,13 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path: str) -> None:
         self.session.load_model(path)
+
+    def new_chat(self) -> None:
+        self._stop_editing()
+        self.session.new_conversation()
+        if not self.session.busy:   # a streaming answer elsewhere keeps its live numbers
+            self.stats.clear()
+            self.tree.clear()
 
     def send(self) -> None:
         text = self.prompt.toPlainText()

@@ -6,11 +6,13 @@ from __future__ import annotations
 from functools import partial
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.download_queue import ERROR_STYLE, DownloadQueue, DownloadRow, human_bytes
+from app.model_choices import EMBEDDED, embedded_target, present_artifacts
 from app.store_jobs import JobRunner
 from engine.store.catalog import Bundle
 from engine.store.model_store import ModelStore
@@ -53,6 +55,7 @@ class ModelsWindow(QWidget):
         column.addWidget(splitter, 1)
         column.addWidget(self.notice)
 
+        QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.close)
         self._sync_offline_switch()
         self.refresh()
 
@@ -119,6 +122,10 @@ class ModelsWindow(QWidget):
         """Re-read the registry and partial downloads (local files only) and redraw both listings."""
         table = self.installed_table
         table.setRowCount(0)
+        embedded = embedded_target(self.store)
+        if embedded is not None:
+            _append(table, [embedded.name, "target", human_bytes(embedded.size), "ready (built in)"],
+                    key=embedded.key)
         for listing in self.store.installed():
             m = listing.model
             state = "ready" if listing.present else "files missing or changed"
@@ -147,7 +154,9 @@ class ModelsWindow(QWidget):
 
     def delete_selected(self) -> None:
         key = self.selected_key()
-        if key is None or not self.confirm(f"Delete {key[1]} and its files from this computer?"):
+        if key is None or key[0] == EMBEDDED:
+            return
+        if not self.confirm(f"Delete {key[1]} and its files from this computer?"):
             return
         folder_or_id = key[1]
         self.delete_button.setEnabled(False)
@@ -163,7 +172,7 @@ class ModelsWindow(QWidget):
     def _update_installed_buttons(self) -> None:
         key = self.selected_key()
         self.verify_button.setEnabled(key is not None and key[0] == "model")
-        self.delete_button.setEnabled(key is not None)
+        self.delete_button.setEnabled(key is not None and key[0] != EMBEDDED)  # part of the app
         # Only catalog artifacts know their full file list; a search download resumes from Search.
         self.resume_button.setEnabled(key is not None and key[0] == "partial"
                                       and key[1] in self.store.catalog.artifacts)
@@ -173,25 +182,32 @@ class ModelsWindow(QWidget):
     def _fill_catalog(self) -> None:
         table = self.catalog_table
         table.setRowCount(0)
-        installed = {listing.model.id for listing in self.store.installed() if listing.present}
+        installed = present_artifacts(self.store)
         for bundle in self.store.catalog.bundles.values():
             licenses = sorted({a.license for a in bundle.artifacts if a.license}) or ["not stated"]
             memory = human_bytes(bundle.min_memory_bytes)
             if self.memory_bytes is not None and bundle.min_memory_bytes > self.memory_bytes:
                 memory += f" (this machine has {human_bytes(self.memory_bytes)})"
-            done = all(a.id in installed for a in bundle.artifacts)
-            row = _append(table, [bundle.name, _bundle_size(bundle), ", ".join(licenses), memory,
-                                  "installed" if done else ""], key=("bundle", bundle.id))
+            # what chat needs is the target and its drafters; the classic draft serves one method only
+            ready = all(a.id in installed for a in (bundle.target, bundle.drafter_block, bundle.drafter_vp))
+            missing = [a for a in bundle.artifacts if a.id not in installed]
+            state = "installed" if ready and not missing else (
+                f"installed; {missing[0].name} is not" if ready else "")
+            row = _append(table, [bundle.name, _bundle_size(bundle), ", ".join(licenses), memory, state],
+                          key=("bundle", bundle.id))
             table.item(row, 0).setToolTip(bundle.description)
-            button = QPushButton("Install", clicked=lambda _checked=False, b=bundle.id: self.install_bundle(b))
-            button.setEnabled(not done)
+            label = "Install" if not ready else "Add the classic draft"
+            button = QPushButton(label, clicked=lambda _checked=False, b=bundle.id: self.install_bundle(b))
+            button.setEnabled(bool(missing))
             table.setCellWidget(row, 5, button)
 
     def install_bundle(self, bundle_id: str) -> list[DownloadRow]:
         """One queue row per artifact, so each has its own bar; the pair check runs once all are in."""
         bundle = self.store.catalog.bundles[bundle_id]
         self._bundles_to_check.add(bundle_id)
-        return [self.install_artifact(art.id, title=f"{bundle.name}: {art.name}") for art in bundle.artifacts]
+        here = present_artifacts(self.store)
+        return [self.install_artifact(art.id, title=f"{bundle.name}: {art.name}") for art in bundle.artifacts
+                if art.id not in here]
 
     def install_artifact(self, artifact_id: str, *, title: str | None = None) -> DownloadRow:
         art = self.store.catalog.artifacts[artifact_id]
@@ -200,7 +216,7 @@ class ModelsWindow(QWidget):
 
     def _on_download_finished(self, _row: DownloadRow, _result: object) -> None:
         self.refresh()
-        installed = {listing.model.id for listing in self.store.installed() if listing.present}
+        installed = present_artifacts(self.store)
         for bundle_id in sorted(self._bundles_to_check):
             bundle = self.store.catalog.bundles[bundle_id]
             if all(a.id in installed for a in bundle.artifacts):
@@ -297,6 +313,8 @@ def _install_gguf(store: ModelStore, repo: str, files: tuple[str, ...], progress
 
 
 def _check_bundle(store: ModelStore, bundle: Bundle, _progress, _cancel) -> None:
+    if store.registry.get(bundle.target.id) is None:
+        return  # the embedded default, assembled by the app: its drafters ship with it
     for drafter in {bundle.drafter_block.id, bundle.drafter_vp.id}:
         store.check_pair(bundle.target.id, drafter)
 

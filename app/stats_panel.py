@@ -1,6 +1,8 @@
 """Live statistics of the current answer: numbers, per-step charts, acceptance by draft position."""
 from __future__ import annotations
 
+import time
+
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
@@ -13,16 +15,29 @@ REFRESH_MS = 200  # redraw cadence: charts at the token rate would eat the CPU t
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#24292f")
 
+# What the drafters bought leads: τ, the passes they saved, and how often the target took a draft token
+# on the path it accepted.
 LABELS = {
-    "tokens_per_s": "Tokens/s (now / avg)",
     "tau": "τ tokens per pass (last / mean)",
+    "passes_saved": "Target passes saved",
+    "acceptance": "Acceptance on the accepted path",
+    "tokens_per_s": "Tokens/s (now / avg)",
     "passes": "Target passes",
     "tokens": "Tokens",
-    "passes_saved": "Target passes saved",
-    "acceptance": "Draft acceptance",
     "time_split": "Time draft-1 / VP / verify / other",
     "ttft": "Time to first token",
     "speedup": "Speedup vs ar",
+}
+DEFINITIONS = {
+    "tau": "Tokens the target produced per verify pass; plain decoding makes exactly 1.",
+    "passes_saved": "Verify passes plain decoding would have needed beyond the ones this answer used.",
+    "acceptance": "Of the draft tokens offered next on the accepted path, the share the target accepted.",
+    "tokens_per_s": "Answer tokens per second of decoding, for the latest step and on average.",
+    "passes": "Forward passes of the target that verified drafts (prefill not counted).",
+    "tokens": "Tokens in the answer so far.",
+    "time_split": "Decoding time spent drafting (drafter 1, VP rows), verifying, and on everything else.",
+    "ttft": "Time from sending to the first answer token, prompt processing included.",
+    "speedup": "Tokens/s compared with plain decoding (ar) of the same model on this machine.",
 }
 
 
@@ -36,6 +51,8 @@ class StatsPanel(QWidget):
         self.curve: CostCurve | None = None
         self.one_token_step = StepCost()
         self.final: RunStats | None = None
+        self.started = time.monotonic()
+        self.first_step_s: float | None = None   # time to first token while the answer streams
         self.labels: dict[str, QLabel] = {}
 
         form = QFormLayout()
@@ -43,8 +60,10 @@ class StatsPanel(QWidget):
             label = QLabel("–")
             label.setObjectName(key)
             label.setWordWrap(True)
+            label.setToolTip(DEFINITIONS[key])
             self.labels[key] = label
             form.addRow(title, label)
+            form.labelForField(label).setToolTip(DEFINITIONS[key])
 
         self.rate_plot = _plot("Tokens/s per step", "step")
         self.rate_now = self.rate_plot.plot(pen=pg.mkPen("#8c959f", width=1))
@@ -74,9 +93,20 @@ class StatsPanel(QWidget):
     def begin(self) -> None:
         self.live = LiveStats()
         self.final = None
+        self.started = time.monotonic()
+        self.first_step_s = None
         self.refresh()
 
+    def clear(self) -> None:
+        """A new chat: nothing answered yet, so no numbers."""
+        self.show_saved(None)
+        for label in self.labels.values():
+            label.setText("–")
+
     def add_step(self, step: StepStats) -> None:
+        if self.first_step_s is None:
+            # the engine emits its first step right after the pass that made the first token
+            self.first_step_s = time.monotonic() - self.started
         self.live.add(step)
         self.one_token_step.add_if_one_token(step)
         if not self._timer.isActive():
@@ -94,6 +124,7 @@ class StatsPanel(QWidget):
         """A finished message's saved totals, shown on opening a conversation (no per-step charts)."""
         self.live = LiveStats()
         self.final = None
+        self.first_step_s = None
         self.refresh()
         if stats:
             _fill_from_saved(self.labels, stats)
@@ -109,15 +140,15 @@ class StatsPanel(QWidget):
         tokens = final.new_tokens if final else live.emitted
         times = final or live   # the engine's totals once the run has finished
         tries, hits = (final.accept_tries, final.accept_hits) if final else (live.accept_tries, live.accept_hits)
-        accepted, proposed = (final.accepted, final.proposed) if final else (live.accepted, live.proposed)
+        ttft = final.ttft_s if final else self.first_step_s
         self.labels["tokens_per_s"].setText(f"{now:.1f} / {avg:.1f}")
         self.labels["tau"].setText(f"{tau_last} / {tau_mean:.2f}")
         self.labels["passes"].setText(str(passes))
         self.labels["tokens"].setText(str(tokens))
         self.labels["passes_saved"].setText(str(max(0, tokens - passes)))
-        self.labels["acceptance"].setText(_acceptance_text(accepted, proposed))
+        self.labels["acceptance"].setText(_acceptance_text(sum(hits), sum(tries)))
         self.labels["time_split"].setText(_split_text(times.draft_s, times.vp_s, times.verify_s, times.other_s))
-        self.labels["ttft"].setText(f"{final.ttft_s * 1000:.0f} ms" if final else "–")
+        self.labels["ttft"].setText(f"{ttft * 1000:.0f} ms" if ttft is not None else "–")
         self.labels["speedup"].setText(self._speedup_text())
 
         steps = list(range(1, live.steps + 1))
@@ -154,7 +185,7 @@ def _plot(title: str, x_label: str) -> pg.PlotWidget:
 
 
 def _acceptance_text(hits: int, tries: int) -> str:
-    return f"{hits / tries:.0%} ({hits}/{tries})" if tries else "–"
+    return f"{hits / tries:.0%} ({hits} of {tries} on the path)" if tries else "–"
 
 
 def _split_text(draft: float, vp: float, verify: float, other: float) -> str:
@@ -177,7 +208,7 @@ def _fill_from_saved(labels: dict[str, QLabel], s: dict) -> None:
     labels["passes"].setText(str(passes))
     labels["tokens"].setText(str(tokens))
     labels["passes_saved"].setText(str(max(0, tokens - passes)))
-    labels["acceptance"].setText(_acceptance_text(s.get("accepted", 0), s.get("proposed", 0)))
+    labels["acceptance"].setText(_acceptance_text(sum(s.get("accept_hits", [])), sum(s.get("accept_tries", []))))
     labels["time_split"].setText(_split_text(s.get("draft_s", 0.0), s.get("vp_s", 0.0), s.get("verify_s", 0.0),
                                              s.get("other_s", 0.0)))
     labels["ttft"].setText(f"{s.get('ttft_s', 0.0) * 1000:.0f} ms")

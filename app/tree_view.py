@@ -41,6 +41,15 @@ class TreeView(QWidget):
         self._latest = None
         self._drafted = False
 
+    def clear(self) -> None:
+        """A new chat: no step to show."""
+        self.begin()
+        self._timer.stop()
+        self.tree.clear()
+        self.items = []
+        self.summary.setText("No step yet.")
+        self.bonus.setText("")
+
     def show_step(self, view: StepView) -> None:
         # Keep the latest step that had drafts on screen: with lookup most steps propose nothing,
         # and a lone anchor says little about what the target accepted.

@@ -83,8 +83,10 @@ class RunStats:
 
     @property
     def tau(self) -> float:
-        """Tokens per target pass (mean accepted length + 1)."""
-        return self.new_tokens / self.target_passes if self.target_passes else 0.0
+        """Tokens the target produced per pass (mean accepted length + 1). The end-of-generation token
+        the last pass produced counts: it is not in new_tokens, and leaving it out put `ar` below 1."""
+        produced = self.new_tokens + (self.stop_reason == "eos")
+        return produced / self.target_passes if self.target_passes else 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -93,7 +95,11 @@ class RunStats:
 
     @property
     def acceptance_rate(self) -> float:
-        return self.accepted / self.proposed if self.proposed else 0.0
+        """Acceptance along the accepted path: of the draft positions the target judged on it (a depth
+        offered after the previous accepted node), the share it took. accepted/proposed would count
+        every alternative branch of a tree as a miss, so a tree working as designed would read ~2%."""
+        tries = sum(self.accept_tries)
+        return sum(self.accept_hits) / tries if tries else 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -190,3 +190,26 @@ def test_engine_failure_is_shown_and_saved(qtbot, window, settings):
     window.chat.action.emit("regenerate", answer.id)
     wait_idle(qtbot, window)
     assert window.session.messages[-1].status == "done"
+
+
+def test_new_chat_button_starts_an_empty_chat_and_clears_the_statistics(qtbot, window):
+    type_and_send(qtbot, window, "first chat")
+    wait_idle(qtbot, window)
+    assert window.stats.labels["tokens"].text() != "–" and window.tree.tree.topLevelItemCount() == 1
+    qtbot.mouseClick(window.conversations.new_button, Qt.LeftButton)
+    assert window.session.current is None and window.session.messages == []
+    assert window.title.text() == "New chat"
+    assert {k: v.text() for k, v in window.stats.labels.items()} == dict.fromkeys(window.stats.labels, "–")
+    assert window.tree.tree.topLevelItemCount() == 0
+
+
+def test_time_to_first_token_shows_while_the_answer_streams(qtbot, window, settings):
+    settings.max_tokens = 3000
+    type_and_send(qtbot, window, "a long one")
+    qtbot.waitUntil(lambda: window.stats.live.steps > 0, timeout=WAIT_MS)
+    window.stats.refresh()
+    assert window.session.busy
+    shown = window.stats.labels["ttft"].text()
+    assert shown.endswith(" ms") and int(shown.removesuffix(" ms")) >= 0
+    qtbot.keyClick(window.prompt, Qt.Key_Escape)
+    wait_idle(qtbot, window)

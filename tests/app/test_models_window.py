@@ -150,3 +150,41 @@ def test_speed_and_time_left_texts():
     assert meter.add(200_000_000) is None
     assert human_bytes(3_145_728) == "3.1 MB" and human_bytes(512) == "512 B"
     assert [human_duration(s) for s in (4.6, 125, 7300)] == ["5 s", "2 min 5 s", "2 h 1 min"]
+
+
+@pytest.fixture
+def embedded_installed(data_dir, tiny_gguf):
+    """The embedded default as the app leaves it once assembled: the file and its verified marker."""
+    import shutil
+
+    from engine.store.embedded import DEFAULT_TARGET
+
+    path = DEFAULT_TARGET.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_gguf, path)
+    st = path.stat()
+    path.with_name(path.name + ".verified").write_text(f"{DEFAULT_TARGET.sha256} {st.st_size} {st.st_mtime_ns}\n")
+    return path
+
+
+def test_the_embedded_model_is_listed_as_installed_and_not_offered_again(qtbot, embedded_installed):
+    win = ModelsWindow(ModelStore(), memory_bytes=MEMORY)   # the shipped catalog and its built-in bundle
+    qtbot.addWidget(win)
+    assert installed_names(win) == ["Qwen2.5-Coder 1.5B Instruct Q4_K_M"]
+    assert win.installed_table.item(0, 3).text() == "ready (built in)"
+    win.installed_table.selectRow(0)
+    assert not win.delete_button.isEnabled()   # part of the app
+    builtin = next(r for r in range(win.catalog_table.rowCount())
+                   if win.catalog_table.item(r, 0).text().endswith("(built in)"))
+    # target and shipped drafters are here; only the optional classic draft (for ardraft) is not
+    assert win.catalog_table.item(builtin, 4).text() == (
+        "installed; Qwen2.5-Coder 0.5B Instruct (classic draft) is not")
+    assert win.catalog_table.cellWidget(builtin, 5).text() == "Add the classic draft"
+    win.shutdown()
+
+
+def test_escape_closes_the_window(qtbot, window):
+    window.activateWindow()
+    qtbot.waitExposed(window)
+    qtbot.keyClick(window, Qt.Key_Escape)
+    assert not window.isVisible()

@@ -50,7 +50,8 @@ def test_stats_panel_matches_run_stats(qtbot, window, settings):
     assert labels["passes"] == str(run.target_passes)
     assert labels["tokens"] == str(run.new_tokens)
     assert labels["passes_saved"] == str(run.new_tokens - run.target_passes)
-    assert labels["acceptance"].startswith(f"{run.acceptance_rate:.0%}")
+    assert labels["acceptance"] == (f"{run.acceptance_rate:.0%} ({sum(run.accept_hits)} of "
+                                    f"{sum(run.accept_tries)} on the path)")
     assert "estimate" in labels["speedup"]
     heights = list(window.stats.accept_bars.opts["height"])
     assert heights == [h / t for h, t in zip(run.accept_hits, run.accept_tries)]
@@ -106,6 +107,14 @@ def test_time_split_draft1_vp_verify_other_matches_run_stats(qtbot, window, sett
         assert seconds == pytest.approx(expected, abs=resolution)
     assert sum(s for s, _ in shown) == pytest.approx(run.draft_s + run.verify_s + run.other_s,
                                                      abs=sum(r for _, r in shown))
+
+    # a tree leads with what the drafters bought, each figure defined in a tooltip
+    form = window.stats.layout().itemAt(0).layout()
+    titles = [form.itemAt(row, form.ItemRole.LabelRole).widget().text() for row in range(3)]
+    assert titles == ["τ tokens per pass (last / mean)", "Target passes saved", "Acceptance on the accepted path"]
+    assert all(label.toolTip() and "\n" not in label.toolTip() for label in window.stats.labels.values())
+    assert run.acceptance_rate == sum(run.accept_hits) / sum(run.accept_tries)
+    assert window.stats.labels["acceptance"].text().startswith(f"{run.acceptance_rate:.0%} (")
 
     saved = window.session.messages[-1].stats
     assert saved["vp_s"] == run.vp_s
