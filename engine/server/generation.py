@@ -8,6 +8,7 @@ by engine.ready_method, the drafters' context cache.
 from __future__ import annotations
 
 import asyncio
+import math
 import queue
 import threading
 import time
@@ -69,7 +70,7 @@ class GenerationWorker:
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
         self._current: Job | None = None
-        self._job_s = 5.0               # recent seconds per job, for Retry-After
+        self._job_s = 1.0               # recent seconds per job (moving average), for Retry-After
 
     def start(self) -> None:
         self._thread.start()
@@ -83,8 +84,8 @@ class GenerationWorker:
         return self._jobs.qsize()
 
     def retry_after(self) -> int:
-        """Seconds until a place in the queue is likely free again."""
-        return max(1, min(120, round(self._job_s)))
+        """Seconds until the running job and those waiting have likely finished (recent job times)."""
+        return max(1, min(120, math.ceil(self._job_s * (self.waiting + 1))))
 
     def submit(self, job: Job) -> None:
         try:
