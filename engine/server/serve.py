@@ -6,6 +6,7 @@ opens, so the first request does not wait for it."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
 import time
 from typing import Callable
@@ -48,15 +49,33 @@ class LocalServer:
         if queue_size < 1:
             raise ValueError(f"--queue must be at least 1, got {queue_size}")
         self.ready = ReadyMethod(target, on_measure)
-        ready_method = lambda: self.ready.get(method, params, drafters)  # noqa: E731  (kept: same choice each time)
-        ready_method()  # drafters and cost curve now, not on the first request
-        self.worker = GenerationWorker(target, ready_method, queue_size)
+        self._choice = (method, params, drafters)
+        self._method()  # drafters and cost curve now, not on the first request
+        self.worker = GenerationWorker(target, self._method, queue_size)
         self.model_id = model_id(target)
         self.host, self.port = host, port
         self.app = create_app(self.worker, self.model_id, method, api_key, loopback=is_loopback(host))
-        self._uvicorn = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
-                                                      timeout_graceful_shutdown=3))
+        self._uvicorn = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=3))
         self._thread: threading.Thread | None = None
+        self._socket = self._listen()  # now: a port in use is this constructor's error, not a log line later
+
+    def _method(self):
+        """The server's method, kept by its ReadyMethod across requests (called on the generation thread)."""
+        return self.ready.get(*self._choice)
+
+    def _listen(self) -> socket.socket:
+        """The bound socket uvicorn serves on; port 0 takes a free port (`port` says which)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host.strip("[]"), self.port))
+        except OSError as e:
+            sock.close()
+            self.ready.close()
+            raise OSError(f"cannot listen on {self.host}:{self.port}: {e.strerror or e}") from None
+        self.port = sock.getsockname()[1]
+        return sock
 
     @property
     def url(self) -> str:
@@ -66,13 +85,14 @@ class LocalServer:
     def run(self) -> None:
         self.worker.start()
         try:
-            self._uvicorn.run()
+            self._uvicorn.run(sockets=[self._socket])
         finally:
             self._close()
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.worker.start()
-        self._thread = threading.Thread(target=self._uvicorn.run, name="uvicorn", daemon=True)
+        self._thread = threading.Thread(target=self._uvicorn.run, args=([self._socket],), name="uvicorn",
+                                        daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._uvicorn.started and self._thread.is_alive() and time.monotonic() < deadline:
@@ -90,3 +110,4 @@ class LocalServer:
     def _close(self) -> None:
         self.worker.close()
         self.ready.close()
+        self._socket.close()

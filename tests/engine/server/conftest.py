@@ -22,7 +22,7 @@ def free_port() -> int:
 def served(gguf, method: str = "auto", n_ctx: int = CTX, **options):
     """A server on its own target; stopped (its generation thread joined) on exit."""
     with Target.load(gguf, TargetSettings(n_ctx=n_ctx, n_threads=1)) as target:
-        server = LocalServer(target, method, port=free_port(), **options)
+        server = LocalServer(target, method, port=0, **options)
         server.start()
         try:
             yield server

@@ -10,7 +10,7 @@ import pytest
 
 from engine.server.serve import LocalServer, check_bind, is_loopback
 from engine.target import Target, TargetSettings
-from tests.engine.server.conftest import client, free_port
+from tests.engine.server.conftest import client, free_port, served
 from tests.engine.test_cli import d2sd
 
 
@@ -28,6 +28,12 @@ def test_loopback_addresses(tiny_gguf):
     with Target.load(tiny_gguf, TargetSettings(n_ctx=64, n_threads=1)) as target:
         with pytest.raises(ValueError, match="--api-key"):
             LocalServer(target, "ar", host="0.0.0.0")
+
+
+def test_a_port_in_use_is_one_clear_error(tiny_gguf, isolated_cache):
+    with served(tiny_gguf, "ar") as running, Target.load(tiny_gguf, TargetSettings(n_ctx=64, n_threads=1)) as target:
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{running.port}: Address already in use"):
+            LocalServer(target, "ar", port=running.port)
 
 
 def _wait_until_up(proc, port: int, seconds: float = 120) -> None:
