@@ -45,11 +45,13 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
             reason = "context"  # not one more token fits: end the answer, keep what was said
             break
         trie = trie.within_depth(room)
-        logits, flat = target.decode_tree(trie)
+        logits, flat = target.decode_tree(trie, copy_logits=False)  # read by the walk before the next pass
         t_verify = clock()
         walk = accept(trie, logits, sample)
         target.commit(trie, flat, walk.path)
+        t_observe = clock()
         method.observe([trie.tokens[i] for i in walk.path], target.features)
+        t_observed = clock()  # the drafters reading the accepted tokens' features: drafter time, not host work
 
         emitted, provenance = [], []
         for tok, prov in zip(walk.tokens, walk.provenance):
@@ -76,8 +78,9 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
             stats.ttft_s = clock() - t0
         t_end = clock()
         step = StepStats(step=stats.target_passes, tree_nodes=len(trie), proposed=len(trie) - 1,
-                         accepted=len(walk.path) - 1, emitted=len(emitted), draft_s=t_draft - t_step,
-                         vp_s=vp_s, verify_s=t_verify - t_draft, other_s=t_end - t_verify,
+                         accepted=len(walk.path) - 1, emitted=len(emitted),
+                         draft_s=t_draft - t_step + t_observed - t_observe, vp_s=vp_s,
+                         verify_s=t_verify - t_draft, other_s=t_end - t_verify - (t_observed - t_observe),
                          tree=trie.view(walk.path))
         count_acceptance(stats.accept_tries, stats.accept_hits, step.tree)
         stats.draft_s += step.draft_s

@@ -361,11 +361,13 @@ class Target:
         self.features = np.concatenate(feats) if feats else None
         return prompt[-1], keep
 
-    def decode_tree(self, trie: Trie) -> tuple[np.ndarray, FlatBatch]:
+    def decode_tree(self, trie: Trie, copy_logits: bool = True) -> tuple[np.ndarray, FlatBatch]:
         """Evaluate every trie node in ONE llama_decode; returns logits [n_nodes, n_vocab] (float32).
 
         The root sits at the next free position; each node carries the sequence ids of every branch
         through it, and every branch sequence first receives the committed context by seq_cp.
+        `copy_logits=False` returns llama.cpp's own buffer, valid only until the next decode: a 64-node
+        tree holds 39 MB of logits, of which the acceptance walk reads the few rows it visits.
         """
         flat = flatten(trie)
         n_branches = len(flat.leaf_seq)
@@ -379,10 +381,10 @@ class Target:
         base = len(self.tokens)
         self._decode(flat.tokens, [base + d for d in flat.depths], flat.seq_ids, True)
         ptr = llama_cpp.llama_get_logits(self._ctx)
-        logits = np.ctypeslib.as_array(ptr, shape=(len(trie), self.n_vocab)).copy()
+        logits = np.ctypeslib.as_array(ptr, shape=(len(trie), self.n_vocab))
         if self._capture:
             self.features = self._capture.take()
-        return logits, flat
+        return (logits.copy() if copy_logits else logits), flat
 
     def commit(self, trie: Trie, flat: FlatBatch, path: list[int]) -> None:
         """Keep the accepted path (root first) in sequence 0 and drop every other branch, without recompute."""

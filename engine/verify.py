@@ -55,11 +55,11 @@ class Sampler:
     def distribution(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidate token ids and their probabilities after the filters (for sampling and tests)."""
         s = self.settings
-        logits = np.asarray(logits, dtype=np.float64)
+        logits = np.asarray(logits)
         ids = np.arange(logits.shape[0])
         if s.top_k and s.top_k < logits.shape[0]:
             ids = np.argpartition(-logits, s.top_k - 1)[: s.top_k]
-        vals = logits[ids]
+        vals = logits[ids].astype(np.float64)  # only the candidates, not the whole vocabulary
         order = np.argsort(-vals, kind="stable")
         ids, vals = ids[order], vals[order]
         p = np.exp(vals - vals[0])

@@ -27,16 +27,17 @@ def markdown(meta: dict, summaries: list[Summary], curve: CostCurve | None) -> s
              f"{_load(m['load_average'])} at start, {_load(meta.get('load_average_end'))} at end; "
              f"llama-cpp-python {m['versions']['llama_cpp_python']}.", *_stopped(meta), "",
              "| method | mode | tok/s | speedup vs ar | τ | acceptance | accept by depth 1/2/3/4 "
-             "| same as ar | median TTFT | draft / verify / other |",
-             "|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
+             "| same as ar | median TTFT | draft / verify / other | host ms a step |",
+             "|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|"]
     for s in summaries:
         speed = f"{s.speedup:.2f}×" if s.speedup is not None else "–"
         same = f"{s.identical}/{s.prompts}" if s.identical is not None else "–"
         depth = " / ".join(f"{a:.2f}" for a in s.accept_by_depth[:4]) or "–"
         total = s.draft_s + s.verify_s + s.other_s
         split = " / ".join(f"{x / total:.0%}" for x in (s.draft_s, s.verify_s, s.other_s)) if total else "–"
+        host = f"{s.other_s / s.passes * 1000:.1f}" if s.passes else "–"
         lines.append(f"| {s.method} | {s.mode} | {s.tokens_per_s:.2f} | {speed} | {s.tau:.2f} | "
-                     f"{s.acceptance:.2f} | {depth} | {same} | {s.ttft_median_s * 1000:.0f} ms | {split} |")
+                     f"{s.acceptance:.2f} | {depth} | {same} | {s.ttft_median_s * 1000:.0f} ms | {split} | {host} |")
     anchors = meta.get("anchors")
     if anchors:
         lines += _anchor_rows(anchors)
@@ -69,7 +70,7 @@ def _anchor_rows(anchors: dict) -> list[str]:
         speed = f"{s['speedup_vs_ar']:.2f}×" if s["speedup_vs_ar"] is not None else "–"
         accept = f"{s['acceptance']:.2f}" if s["acceptance"] is not None else "–"
         rows.append(f"| {s['anchor']} (llama.cpp) | greedy | {s['tokens_per_s']:.2f} | {speed} | – | {accept} "
-                    f"| – | – | – | – |")
+                    f"| – | – | – | – | – |")
     rows += ["", f"llama.cpp rows: llama.cpp's own programs built from the llama.cpp vendored in llama-cpp-python "
              f"{anchors['built_from_llama_cpp_python']}, run on the same prompts right after ours, greedy, with the "
              "chat-templated prompt text passed through -p; their decode tokens/s (prompt processing excluded)."]

@@ -136,9 +136,20 @@ def test_auto_reproduces_ar_greedy_output(target, drafters, curve):
         assert first_divergence(ref[:len(fin.token_ids)], margins, fin.token_ids) is None
 
 
-def test_auto_stops_drafting_where_it_cannot_pay(target, drafters):
+def test_auto_stops_drafting_where_it_cannot_pay(target, drafters, monkeypatch):
     d1, vp = drafters
-    method = make_method("auto", target, drafter=d1, vp_drafter=vp, gamma=8, curve=STEEP)
+    # auto times its own steps; on the tiny model they are nearly flat in n, and how flat depends on the
+    # machine's load, so each verify pass takes exactly STEEP's time on auto's clock instead
+    clock = StepClock(STEEP.t)
+    method = Auto(STEEP, d1, vp, gamma=8, clock=clock)
+    target.set_capture_layers(d1.config.target_layer_ids)
+    real_decode = target.decode_tree
+
+    def decode_in_steep_time(trie, **kw):
+        clock.now += STEEP.t(len(trie))
+        return real_decode(trie, **kw)
+
+    monkeypatch.setattr(target, "decode_tree", decode_in_steep_time)
     choices, drafted = [], []
     calls = {"n": 0}
     real_draft = method._draft
