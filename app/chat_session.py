@@ -40,6 +40,7 @@ class ChatSession(QObject):
     answer_started = Signal()
     step = Signal(object)                 # StepView of the streaming answer
     answer_finished = Signal(object)      # engine.events.RunStats
+    measuring_changed = Signal(bool)      # the engine is measuring this machine's verify cost (auto's first run)
 
     def __init__(self, history: History, engine: Engine, settings: AppSettings,
                  parent: QObject | None = None):
@@ -62,6 +63,8 @@ class ChatSession(QObject):
         w.step.connect(self._on_step)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
+        w.measuring.connect(self._on_measuring)   # bound slots, so they run on this (the GUI) thread
+        w.measured.connect(self._on_measured)
 
     # ---- model ---------------------------------------------------------------------------------------
 
@@ -181,6 +184,14 @@ class ChatSession(QObject):
     def stop(self) -> None:
         self.engine.stop()
 
+    def recalibrate(self) -> bool:
+        """Re-measure the loaded model's verify cost (queued behind a running answer)."""
+        if not self.model_ready:
+            self.notice.emit("No model is loaded: there is nothing to measure.")
+            return False
+        self.engine.recalibrate()
+        return True
+
     def _can_start(self) -> bool:
         if self.busy:
             self.notice.emit("Still answering: press Esc (or Stop) before sending another message.")
@@ -226,6 +237,12 @@ class ChatSession(QObject):
         if not self._flush_timer.isActive():
             self._flush_timer.start()
 
+    def _on_measuring(self) -> None:
+        self.measuring_changed.emit(True)
+
+    def _on_measured(self, _curve) -> None:
+        self.measuring_changed.emit(False)
+
     def _on_step(self, request_id: int, view: StepView) -> None:
         if self._mine(request_id):
             self.step.emit(view)
@@ -257,6 +274,7 @@ class ChatSession(QObject):
 
     def _end(self, text: str, status: str, stats: dict) -> None:
         self._flush_timer.stop()
+        self.measuring_changed.emit(False)   # a failure may end a measurement without its result
         answer, self._answer = self._answer, None
         m = answer.message
         m.content, m.status, m.stats = text, status, stats

@@ -3,9 +3,10 @@ on the right. It wires widgets to the ChatSession and holds no conversation stat
 which user message is being edited."""
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QProgressBar,
                                QPushButton, QSplitter, QTabWidget, QVBoxLayout, QWidget)
@@ -95,6 +96,11 @@ class MainWindow(QMainWindow):
         self.loading.setRange(0, 0)  # llama.cpp reports no load progress: an honest busy indicator
         self.loading.setMaximumWidth(160)
         self.loading.hide()
+        self.measure_label = QLabel()
+        self.measure_label.hide()
+        self._measure_started = 0.0
+        self._measure_timer = QTimer(self, interval=1000, timeout=self._show_measuring)
+        self.statusBar().addPermanentWidget(self.measure_label)
         self.statusBar().addPermanentWidget(self.loading)
         self.statusBar().addPermanentWidget(self.model_label)
 
@@ -138,6 +144,8 @@ class MainWindow(QMainWindow):
         s.answer_finished.connect(self.stats.finish)
         s.answer_finished.connect(lambda _stats: self.tree.flush())
         self.engine.worker.cost_curve.connect(self.stats.model_changed)
+        self.engine.worker.measured.connect(self.stats.set_curve)
+        s.measuring_changed.connect(self._on_measuring)
         self.prompt.submitted.connect(self.send)
         self.chat.action.connect(self._on_message_action)
         c = self.conversations
@@ -189,6 +197,7 @@ class MainWindow(QMainWindow):
 
     def edit_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
+        dialog.remeasure_requested.connect(self.session.recalibrate)
         if dialog.exec():
             self.apply_settings(dialog.result_settings())
 
@@ -262,6 +271,23 @@ class MainWindow(QMainWindow):
     def _on_busy(self, busy: bool) -> None:
         self.stop_button.setEnabled(busy)
         self.send_button.setEnabled(not busy)
+
+    def _on_measuring(self, measuring: bool) -> None:
+        """auto's first run measures the verify cost for a while: say so, with the time it has taken."""
+        if measuring == self.measure_label.isVisible():
+            return
+        self.measure_label.setVisible(measuring)
+        self.loading.setVisible(measuring or self.session.model_loading)
+        if measuring:
+            self._measure_started = time.monotonic()
+            self._show_measuring()
+            self._measure_timer.start()
+        else:
+            self._measure_timer.stop()
+
+    def _show_measuring(self) -> None:
+        seconds = time.monotonic() - self._measure_started
+        self.measure_label.setText(f"Measuring this machine's verify cost… {seconds:.0f} s")
 
     def _on_model_changed(self, text: str) -> None:
         loading = not self.session.model_ready and text.startswith("Loading")

@@ -28,7 +28,7 @@ class AppSettings:
     model_path: str = ""            # "" means the embedded default target
     drafter_dir: str = ""           # drafter 1 checkpoint folder; "" means the pair shipped for the target
     vp_drafter_dir: str = ""        # VP drafter folder beside drafter_dir; "" reuses drafter 1 in its place
-    method: str = "ar"
+    method: str = "auto"            # speculative by default: drafts what pays on this machine and model
     gamma: int = 16                 # block length (paper default)
     k: int = 4                      # re-anchor rows (paper default)
     node_budget: int = 64           # ddtree-style trie size cap

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
@@ -12,6 +13,8 @@ from engine.methods import METHODS
 
 
 class SettingsDialog(QDialog):
+    remeasure_requested = Signal()
+
     def __init__(self, settings: AppSettings, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -50,6 +53,10 @@ class SettingsDialog(QDialog):
         form.addRow("VP drafter folder",
                     _with_browse(self.vp_drafter_dir, lambda: self._browse_folder(self.vp_drafter_dir)))
         form.addRow("Method", self.method)
+        self.remeasure = QPushButton("Re-measure this machine's verify cost", clicked=self._remeasure)
+        self.remeasure.setToolTip("auto picks its drafts by what verifying them costs on this machine; "
+                                  "measure again after a hardware change or under a different load")
+        form.addRow("", self.remeasure)
         form.addRow("γ block length", self.gamma)
         form.addRow("K re-anchor rows", self.k)
         form.addRow("Node budget", self.node_budget)
@@ -65,6 +72,10 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
         self.method.currentTextChanged.connect(self._enable_knobs)
         self._enable_knobs(self.method.currentText())
+
+    def _remeasure(self) -> None:
+        self.remeasure.setEnabled(False)   # once per dialog: it holds the model for a while
+        self.remeasure_requested.emit()
 
     def _enable_knobs(self, method: str) -> None:
         knobs = METHOD_KNOBS.get(method, ())

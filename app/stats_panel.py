@@ -90,6 +90,11 @@ class StatsPanel(QWidget):
         self.curve = curve
         self.one_token_step = StepCost()
 
+    def set_curve(self, curve: CostCurve | None) -> None:
+        """A cost curve measured (or re-measured) for the loaded model; None: measuring failed."""
+        if curve is not None:
+            self.curve = curve
+
     def begin(self) -> None:
         self.live = LiveStats()
         self.final = None

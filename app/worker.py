@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from app.prompt_tokens import AnswerTokens, prompt_tokens
 from engine.events import Finished, StepStats, TextDelta
 from engine.generate import generate
 from engine.ready_method import ReadyMethod, cached_curve
@@ -45,11 +46,15 @@ class EngineWorker(QObject):
     step = Signal(int, object)            # request id, StepView
     finished = Signal(int, object)        # request id, engine.events.Finished
     failed = Signal(int, str)             # request id, reason
+    measuring = Signal()                  # the verify cost curve is being measured (tens of seconds on a CPU)
+    measured = Signal(object)             # ...and here it is (a CostCurve), or None when measuring failed
 
     def __init__(self):
         super().__init__()
         self._target: Target | None = None
         self._ready: ReadyMethod | None = None
+        self._measured_now = False
+        self._answers = AnswerTokens()   # per loaded model: ids mean nothing to another vocabulary
 
     @Slot(str, object)
     def load(self, path: str, settings: TargetSettings) -> None:
@@ -59,17 +64,33 @@ class EngineWorker(QObject):
         except Exception as e:  # any load failure is shown to the user, the app keeps running
             self.load_failed.emit(path, str(e))
             return
-        self._ready = ReadyMethod(self._target)
+        self._ready = ReadyMethod(self._target, on_measure=self._on_measure)
         # only the cache: measuring would hold the model for a while before the first answer
         self.cost_curve.emit(cached_curve(self._target))
         self.loaded.emit(path, self._target.info.name)
+
+    def _on_measure(self) -> None:
+        self._measured_now = True
+        self.measuring.emit()
 
     @Slot()
     def unload(self) -> None:
         if self._target is not None:
             self._ready.close()
             self._target.close()
-            self._target = None
+            self._target = self._ready = None
+            self._answers.clear()
+
+    @Slot()
+    def recalibrate(self) -> None:
+        """Settings' re-measure: between answers, as the requests run in order on this thread."""
+        if self._ready is None:
+            self.measured.emit(None)
+            return
+        try:
+            self.measured.emit(self._ready.recalibrate())
+        except Exception:  # llama.cpp failing mid-measurement: the old curve stays in use
+            self.measured.emit(None)
 
     @Slot(object)
     def run(self, request: GenerationRequest) -> None:
@@ -78,8 +99,11 @@ class EngineWorker(QObject):
             self.failed.emit(request.id, "no model is loaded")
             return
         try:
+            self._measured_now = False
             method = self._ready.get(request.method, request.method_params, request.drafters)
-            prompt = target.chat_tokens(request.messages)
+            if self._measured_now:
+                self.measured.emit(self._ready.curve())
+            prompt = prompt_tokens(target, request.messages, self._answers)
             pieces = target.text_stream()
             last_emitted: list[tuple[str, str]] = []
             for event in generate(target, prompt, method, request.sampler, max_tokens=request.max_tokens,
@@ -95,6 +119,8 @@ class EngineWorker(QObject):
                     node_texts = [target.token_bytes(t).decode("utf-8", "replace") for t in event.tree.tokens]
                     self.step.emit(request.id, StepView(event, node_texts, last_emitted))
                 elif isinstance(event, Finished):
+                    if event.stats.stop_reason != "stop":   # a stop string cut the text short of its ids
+                        self._answers.remember(event.text, event.token_ids)
                     self.finished.emit(request.id, event)
         except Exception as e:  # context overflow, bad method parameters, llama.cpp errors
             self.failed.emit(request.id, str(e))
@@ -105,6 +131,7 @@ class Engine(QObject):
     _load = Signal(str, object)
     _run = Signal(object)
     _unload = Signal()
+    _recalibrate = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -115,6 +142,7 @@ class Engine(QObject):
         self._load.connect(self.worker.load)
         self._run.connect(self.worker.run)
         self._unload.connect(self.worker.unload)
+        self._recalibrate.connect(self.worker.recalibrate)
         self._next_id = 0
         self._active: GenerationRequest | None = None
         self.worker.finished.connect(self._on_done)
@@ -139,6 +167,10 @@ class Engine(QObject):
         self._active = request
         self._run.emit(request)
         return request
+
+    def recalibrate(self) -> None:
+        """Measure the loaded model's verify cost again, after any running answer."""
+        self._recalibrate.emit()
 
     def stop(self) -> None:
         if self._active is not None:

@@ -28,7 +28,7 @@ def _add_target_args(p: argparse.ArgumentParser, method: str) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    _add_target_args(p, "ar")
+    _add_target_args(p, "auto")
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--top-k", type=int, default=40)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from engine.calibrate import CONTEXT_TOKENS, SIZES, CostCurve, cache_key, cache_path, calibrate
+from engine.calibrate import CONTEXT_TOKENS, SIZES, CostCurve, cache_key, cache_path, calibrate, recalibrate
 from engine.methods import DRAFTER_METHODS, make_method
 from engine.methods.base import Method
 
@@ -66,6 +66,14 @@ class ReadyMethod:
             if self._curve is None:
                 self._on_measure()
                 self._curve = calibrate(self.target)
+        return self._curve
+
+    def recalibrate(self) -> CostCurve:
+        """Measure the cost curve again now and cache it (a user's re-measure); auto rebuilds with it."""
+        self._on_measure()
+        self._curve = recalibrate(self.target)
+        if self._choice is not None and self._choice[0] == "auto":
+            self._close_method()
         return self._curve
 
     def _drafters(self, folders: tuple[str, str]):

@@ -35,7 +35,7 @@ def test_generate_streams_text_and_stats(tiny_gguf):
 def test_chat_repl_answers_and_quits_on_eof(tiny_gguf):
     r = d2sd("chat", "--model", str(tiny_gguf), "--max-tokens", "8", "--threads", "1", stdin="hello\nworld\n")
     assert r.returncode == 0, r.stderr
-    assert r.stderr.count("[ar] ") == 2
+    assert r.stderr.count("[auto] ") == 2   # auto is the default method
 
 
 def test_ctrl_c_in_chat_ends_the_answer_not_the_chat(endless_gguf, tiny_drafters):
