@@ -238,6 +238,9 @@ async def _respond(worker: GenerationWorker, job: Job, request: Request, body, s
         return JSONResponse(shape.answer(event))
     except _ClientGone:
         return Response(status_code=499)  # nobody reads it: the client has left
+    except BaseException:
+        job.cancel.set()  # an error answer, or the server stopping this handler: the generation is nobody's
+        raise
 
 
 async def _stream(job: Job, shape: _Shape, usage_too: bool):

@@ -66,7 +66,8 @@ def test_a_follow_up_turn_reuses_the_target_and_drafter_prefix(target, tiny_draf
     assert second.stats.reused_tokens >= first.stats.prompt_tokens - 1
 
 
-def test_auto_measures_the_cost_curve_once_then_reads_it(target):
+def test_auto_measures_the_cost_curve_once_then_reads_it(target, tmp_path, monkeypatch):
+    monkeypatch.setenv("D2SD_CACHE_DIR", str(tmp_path / "cache"))  # the session's cache holds no curve for others
     measured = []
     assert cached_curve(target) is None
     with ReadyMethod(target, on_measure=lambda: measured.append(1)) as ready:

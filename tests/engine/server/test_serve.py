@@ -49,7 +49,8 @@ def _wait_until_up(proc, port: int, seconds: float = 120) -> None:
     raise AssertionError("d2sd serve did not come up")
 
 
-def test_served_greedy_answer_equals_d2sd_generate_and_ctrl_c_stops(tiny_gguf):
+def test_served_greedy_answer_equals_d2sd_generate_and_ctrl_c_stops(tiny_gguf, tmp_path, monkeypatch):
+    monkeypatch.setenv("D2SD_CACHE_DIR", str(tmp_path / "cache"))  # auto's cost curve: not in the session's cache
     prompt = "def hello world"
     options = ["--model", str(tiny_gguf), "--ctx", "512", "--threads", "1"]
     generated = d2sd("generate", prompt, *options, "--max-tokens", "24")
