@@ -46,7 +46,7 @@ def test_completions_plain_and_streamed(server):
 
 
 def test_a_stream_ends_with_done(server):
-    body = {"model": server.model_id, "prompt": "hello", "max_tokens": 4, "stream": True}
+    body = {"model": server.model_id, "prompt": "hello", "max_tokens": 4, "stream": True, "temperature": 0}
     with httpx2.stream("POST", server.url + "/completions", json=body) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         data = [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
@@ -157,5 +157,5 @@ def test_an_api_key_is_required_when_set(tiny_gguf, isolated_cache):
         assert httpx2.get(server.url + "/models").status_code == 401
         assert httpx2.get(server.url.removesuffix("/v1") + "/health").status_code == 401
         answer = client(server.url, api_key="s3cret").completions.create(model=server.model_id, prompt="hi",
-                                                                         max_tokens=3)
+                                                                         max_tokens=3, temperature=0)
         assert answer.usage.completion_tokens == 3
