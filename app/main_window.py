@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QProgressBar,
                                QPushButton, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
@@ -15,12 +15,13 @@ from app.chat_session import ChatSession
 from app.chat_view import ChatView
 from app.conversation_dialog import ConversationDialog
 from app.conversation_list import ConversationList
-from app.markdown import provenance_legend
+from app.markdown import code_blocks, provenance_legend
 from app.models_window import ModelsWindow
 from app.prompt_edit import PromptEdit
 from app.settings import AppSettings, save_settings
 from app.settings_dialog import SettingsDialog
 from app.stats_panel import StatsPanel
+from app.theme import THEMES, apply_theme
 from app.tree_view import TreeView
 from app.worker import Engine
 from engine.store.history import History
@@ -53,7 +54,6 @@ class MainWindow(QMainWindow):
         self.stop_button = QPushButton("Stop", clicked=self.session.stop, enabled=False)
         self.edit_banner = QLabel("Editing a message: sending replaces it and everything after it. "
                                   "Esc cancels.")
-        self.edit_banner.setStyleSheet("background:#fff8c5; padding:4px")
         self.edit_banner.hide()
         self.title = QLabel()
         self.title.setStyleSheet("font-weight:bold")
@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_label)
 
         self._build_menus()
+        self.apply_theme()
         QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.escape)
         self._connect()
         self.refresh_conversations()
@@ -129,6 +130,17 @@ class MainWindow(QMainWindow):
         self.provenance_action.setCheckable(True)
         self.provenance_action.setChecked(self.settings.show_provenance)
         view.addAction(self.provenance_action)
+        themes = view.addMenu("Theme")
+        group = QActionGroup(self)
+        self.theme_actions = {}
+        for name in THEMES:
+            action = _action(self, name.capitalize() if name != "system" else "Follow the system",
+                             lambda n=name: self.set_theme(n))
+            action.setCheckable(True)
+            action.setChecked(name == self.settings.theme)
+            group.addAction(action)
+            themes.addAction(action)
+            self.theme_actions[name] = action
 
     def _connect(self) -> None:
         s = self.session
@@ -148,6 +160,7 @@ class MainWindow(QMainWindow):
         s.measuring_changed.connect(self._on_measuring)
         self.prompt.submitted.connect(self.send)
         self.chat.action.connect(self._on_message_action)
+        self.chat.copy_code.connect(self._copy_code)
         c = self.conversations
         c.new_requested.connect(self.new_chat)
         c.selected.connect(self._select)
@@ -187,6 +200,19 @@ class MainWindow(QMainWindow):
         self.settings.show_provenance = self.provenance_action.isChecked()
         self.legend.setVisible(self.settings.show_provenance)
         save_settings(self.settings)
+        self.show_current()
+
+    def set_theme(self, theme: str) -> None:
+        self.settings.theme = theme
+        save_settings(self.settings)
+        self.apply_theme()
+
+    def apply_theme(self) -> None:
+        colours = apply_theme(self.settings.theme)
+        self.chat.set_colours(colours)
+        self.stats.set_dark(colours.dark)
+        self.edit_banner.setStyleSheet(f"background:{colours.banner}; padding:4px")
+        self.legend.setText(provenance_legend(colours))
         self.show_current()
 
     def edit_conversation(self) -> None:
@@ -239,7 +265,7 @@ class MainWindow(QMainWindow):
         s = self.session
         self.title.setText(s.current.title if s.current else "New chat")
         self.conversations.mark_current(s.current.id if s.current else None)
-        self.chat.show_messages(s.messages, streaming_id=s.streaming_message_id, busy=s.busy,
+        self.chat.show_messages(s.messages, streaming_id=s.streaming_message_id,
                                 show_provenance=self.settings.show_provenance)
 
     def _select(self, conversation_id: int) -> None:
@@ -263,6 +289,13 @@ class MainWindow(QMainWindow):
             self.edit_banner.show()
         elif action == "regenerate":
             self.session.regenerate()
+
+    def _copy_code(self, message_id: int, block: int) -> None:
+        message = next((m for m in self.session.messages if m.id == message_id), None)
+        blocks = code_blocks(message.content) if message else []
+        if block < len(blocks):
+            QApplication.clipboard().setText(blocks[block])
+            self.notify("Code copied.")
 
     def _stop_editing(self) -> None:
         self.editing = None

@@ -38,6 +38,7 @@ class AppSettings:
     n_ctx: int = 4096
     max_tokens: int = 1024
     show_provenance: bool = False   # colour answer text by which proposer produced each token
+    theme: str = "system"           # "system" follows the desktop's palette; or "light", "dark"
 
     def method_params(self) -> dict:
         """Keyword arguments for make_method: the knobs the chosen method uses."""

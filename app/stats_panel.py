@@ -90,6 +90,15 @@ class StatsPanel(QWidget):
         self.curve = curve
         self.one_token_step = StepCost()
 
+    def set_dark(self, dark: bool) -> None:
+        ink = "#c9d1d9" if dark else "#24292f"
+        for plot in (self.rate_plot, self.tau_plot, self.accept_plot):
+            plot.setBackground("#0d1117" if dark else "w")
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setPen(ink)
+                plot.getAxis(side).setTextPen(ink)
+            plot.setTitle(plot.plotItem.titleLabel.text, color=ink)
+
     def set_curve(self, curve: CostCurve | None) -> None:
         """A cost curve measured (or re-measured) for the loaded model; None: measuring failed."""
         if curve is not None:
