@@ -28,6 +28,7 @@ class _Answer:
     conversation_id: int
     message: Message                      # holds only what has been saved, so only that can be shown
     pending: str = ""                     # streamed text not saved yet
+    left_out: int = 0                     # oldest messages left out so the prompt fits the context
     runs: list[list] = field(default_factory=list)
 
 
@@ -63,6 +64,7 @@ class ChatSession(QObject):
         w.step.connect(self._on_step)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
+        w.trimmed.connect(self._on_trimmed)
         w.measuring.connect(self._on_measuring)   # bound slots, so they run on this (the GUI) thread
         w.measured.connect(self._on_measured)
 
@@ -237,6 +239,12 @@ class ChatSession(QObject):
         if not self._flush_timer.isActive():
             self._flush_timer.start()
 
+    def _on_trimmed(self, request_id: int, left_out: int) -> None:
+        if self._mine(request_id):
+            self._answer.left_out = left_out
+            self.notice.emit(f"The conversation no longer fits the context ({self.settings.n_ctx} tokens): its "
+                             f"oldest {left_out} messages were left out of this answer.")
+
     def _on_measuring(self) -> None:
         self.measuring_changed.emit(True)
 
@@ -276,6 +284,8 @@ class ChatSession(QObject):
         self._flush_timer.stop()
         self.measuring_changed.emit(False)   # a failure may end a measurement without its result
         answer, self._answer = self._answer, None
+        if answer.left_out:
+            stats = {**stats, "left_out": answer.left_out}
         m = answer.message
         m.content, m.status, m.stats = text, status, stats
         m.provenance = _fit_runs(answer.runs, len(text))

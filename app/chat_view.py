@@ -144,5 +144,8 @@ def _stats_line(s: dict, muted: str) -> str:
     if "tokens_per_s" not in s:
         return ""
     model = f"{html.escape(s['model'])} · " if s.get("model") else ""
+    left_out = s.get("left_out")
+    trimmed = (f" · the oldest {left_out} messages did not fit the context and were left out"
+               if isinstance(left_out, int) and left_out > 0 else "")
     return (f'<p style="color:{muted}; font-size:small">{model}{html.escape(s.get("method", ""))} · '
-            f'{s.get("new_tokens", 0)} tokens · {s["tokens_per_s"]:.1f} tok/s · τ {s.get("tau", 0):.2f}</p>')
+            f'{s.get("new_tokens", 0)} tokens · {s["tokens_per_s"]:.1f} tok/s · τ {s.get("tau", 0):.2f}{trimmed}</p>')

@@ -54,3 +54,20 @@ def prompt_tokens(target, messages: list[dict], answers: AnswerTokens) -> list[i
         done = at + len(m["content"])
     add(text[done:])
     return out
+
+
+def fit_context(target, messages: list[dict], answers: AnswerTokens, room: int) -> tuple[list[int], int]:
+    """The prompt's tokens, leaving `room` tokens of the context for the answer: while it does not fit,
+    the oldest turn goes (a user message and the answer to it), never the system prompt nor the
+    question being asked. Returns (tokens, messages left out); too long a question is still too long,
+    and the engine says so."""
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    turns = messages[len(system):]
+    dropped = 0
+    while True:
+        tokens = prompt_tokens(target, system + turns, answers)
+        if len(tokens) + room <= target.n_ctx or len(turns) <= 1:
+            return tokens, dropped
+        cut = next((i for i in range(1, len(turns)) if turns[i]["role"] == "user"), len(turns) - 1)
+        turns = turns[cut:]
+        dropped += cut

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app.prompt_tokens import AnswerTokens, prompt_tokens
+from app.prompt_tokens import AnswerTokens, fit_context
 from engine.events import Finished, StepStats, TextDelta
 from engine.generate import generate
 from engine.ready_method import ReadyMethod, cached_curve
@@ -46,6 +46,7 @@ class EngineWorker(QObject):
     step = Signal(int, object)            # request id, StepView
     finished = Signal(int, object)        # request id, engine.events.Finished
     failed = Signal(int, str)             # request id, reason
+    trimmed = Signal(int, int)            # request id, oldest messages left out so the prompt fits the context
     measuring = Signal()                  # the verify cost curve is being measured (tens of seconds on a CPU)
     measured = Signal(object)             # ...and here it is (a CostCurve), or None when measuring failed
 
@@ -103,7 +104,11 @@ class EngineWorker(QObject):
             method = self._ready.get(request.method, request.method_params, request.drafters)
             if self._measured_now:
                 self.measured.emit(self._ready.curve())
-            prompt = prompt_tokens(target, request.messages, self._answers)
+            # room for the answer: what it may grow to, but at most half the context
+            prompt, left_out = fit_context(target, request.messages, self._answers,
+                                           min(request.max_tokens, target.n_ctx // 2))
+            if left_out:
+                self.trimmed.emit(request.id, left_out)
             pieces = target.text_stream()
             last_emitted: list[tuple[str, str]] = []
             for event in generate(target, prompt, method, request.sampler, max_tokens=request.max_tokens,

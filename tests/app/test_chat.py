@@ -213,3 +213,21 @@ def test_time_to_first_token_shows_while_the_answer_streams(qtbot, window, setti
     assert shown.endswith(" ms") and int(shown.removesuffix(" ms")) >= 0
     qtbot.keyClick(window.prompt, Qt.Key_Escape)
     wait_idle(qtbot, window)
+
+
+def test_a_conversation_that_outgrows_the_context_leaves_out_its_oldest_turns(qtbot, open_window, settings):
+    settings.n_ctx, settings.max_tokens = 512, 100
+    window = open_window()
+    window.session.configure("You are terse.", {})
+    finished = []
+    window.session.answer_finished.connect(finished.append)
+    for i in range(4):
+        type_and_send(qtbot, window, f"question {i} " + "word " * 40)
+        wait_idle(qtbot, window)
+    answers = [m for m in window.session.history.messages(window.session.current.id) if m.role == "assistant"]
+    assert [a.status for a in answers] == ["done"] * 4
+    assert all(run.prompt_tokens + 100 <= 512 for run in finished)
+    assert answers[0].stats.get("left_out") is None
+    assert answers[-1].stats["left_out"] >= 2
+    assert "left out" in window.statusBar().currentMessage()
+    assert "did not fit the context and were left out" in window.chat.toPlainText()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.prompt_tokens import AnswerTokens, prompt_tokens
+from app.prompt_tokens import AnswerTokens, fit_context, prompt_tokens
 from engine.target import Target, TargetSettings
 
 
@@ -39,3 +39,20 @@ def test_the_oldest_answers_are_forgotten_first():
     for i in range(3):
         answers.remember(f"a{i}", [i])
     assert (answers.get("a0"), answers.get("a1"), answers.get("a2")) == (None, [1], [2])
+
+
+def test_a_conversation_too_long_for_the_context_leaves_out_its_oldest_turns(target):
+    system = {"role": "system", "content": "You are terse."}
+    turns = []
+    for i in range(4):
+        turns += [{"role": "user", "content": f"question {i} " + "word " * 60},
+                  {"role": "assistant", "content": f"answer {i} " + "text " * 60}]
+    turns.append({"role": "user", "content": "the last question"})
+    tokens, left_out = fit_context(target, [system, *turns], AnswerTokens(), room=200)
+    assert left_out > 0 and left_out % 2 == 0            # whole turns, oldest first
+    assert tokens == target.chat_tokens([system, *turns[left_out:]])
+    assert len(tokens) + 200 <= target.n_ctx
+    assert len(target.chat_tokens([system, *turns[left_out - 2:]])) + 200 > target.n_ctx   # no more than needed
+    # a question that alone does not fit is left for the engine to refuse
+    long = [system, {"role": "user", "content": "word " * 600}]
+    assert fit_context(target, long, AnswerTokens(), room=200) == (target.chat_tokens(long), 0)
