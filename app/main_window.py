@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut
@@ -24,6 +25,7 @@ from app.stats_panel import StatsPanel
 from app.theme import THEMES, apply_theme
 from app.tree_view import TreeView
 from app.worker import Engine
+from engine.store.embedded import DEFAULT_TARGET
 from engine.store.history import History
 from engine.store.model_store import ModelStore
 
@@ -32,10 +34,14 @@ RELOAD_FIELDS = ("model_path", "n_gpu_layers", "n_threads", "n_ctx")
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, history: History, settings: AppSettings, resolve_model=None):
+    def __init__(self, history: History, settings: AppSettings, resolve_model=None,
+                 store: ModelStore | None = None):
         """`resolve_model(settings, parent) -> path | None` turns the settings' model choice into a file
-        (app.main's assembles the embedded default when needed); a None result keeps the current model."""
+        (app.main's assembles the embedded default when needed); a None result keeps the current model.
+        `store`: the installed models (default: the user's)."""
         super().__init__()
+        self.setAcceptDrops(True)   # a .gguf dropped on the window is imported and used
+        self._store = store
         self.setWindowTitle("D2SD Desktop")
         self.resize(1400, 860)
         self.settings = settings
@@ -118,7 +124,7 @@ class MainWindow(QMainWindow):
         file.addAction(_action(self, "New chat", self.new_chat, QKeySequence.New))
         file.addAction(_action(self, "Open model…", self.open_model, QKeySequence.Open))
         file.addAction(_action(self, "Settings…", self.edit_settings, QKeySequence("Ctrl+,")))
-        file.addAction(_action(self, "Models…", self.open_models))
+        file.addAction(_action(self, "Models…", self.open_models, QKeySequence("Ctrl+M")))
         file.addSeparator()
         file.addAction(_action(self, "Quit", self.close, QKeySequence.Quit))
         chat = self.menuBar().addMenu("&Chat")
@@ -234,11 +240,32 @@ class MainWindow(QMainWindow):
             self.apply_settings(replace(self.settings, model_path=path))
 
     def open_models(self) -> None:
-        if self.models_window is None:
-            self.models_window = ModelsWindow(ModelStore(), self)
-        self.models_window.show()
+        self.models().show()
         self.models_window.raise_()
         self.models_window.activateWindow()
+
+    def models(self) -> ModelsWindow:
+        if self.models_window is None:
+            self.models_window = ModelsWindow(self._store or ModelStore(), self)
+            self.models_window.use_requested.connect(self.use_model)
+        return self.models_window
+
+    def use_model(self, path: str, drafters: tuple[str, str]) -> None:
+        """A model chosen in the Models window (or dropped): chat with it and the drafters paired with it."""
+        self.apply_settings(replace(self.settings, model_path=path, drafter_dir=drafters[0],
+                                    vp_drafter_dir=drafters[1]))
+
+    def dragEnterEvent(self, event) -> None:
+        if _dropped_gguf(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        path = _dropped_gguf(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.open_models()
+            self.models_window.import_gguf(path)
+            self.notify(f"Importing {path}…")
 
     def apply_settings(self, new: AppSettings) -> None:
         """Saves, then reloads the model if a setting that shapes it changed (stopping any answer)."""
@@ -249,6 +276,7 @@ class MainWindow(QMainWindow):
         self.provenance_action.setChecked(self.settings.show_provenance)
         self.legend.setVisible(self.settings.show_provenance)
         self.show_current()
+        self._show_model_status()
         if reload:
             path = self._resolve_model(self.settings, self)
             if path:
@@ -328,12 +356,34 @@ class MainWindow(QMainWindow):
         self.model_label.setText(text)
         if self.session.model_ready:
             self.setWindowTitle(f"D2SD Desktop — {text}")
+            self._show_model_status()
+
+    def _show_model_status(self) -> None:
+        """Target · drafters · method, once a model is loaded."""
+        s = self.session
+        if s.model_ready:
+            self.model_label.setText(f"{s.model_name} · {_drafters_text(self.settings, s.model_path)} · "
+                                     f"{self.settings.method}")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.session.shutdown()
         if self.models_window is not None:
             self.models_window.shutdown()
         super().closeEvent(event)
+
+
+def _dropped_gguf(mime) -> str | None:
+    paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+    return next((p for p in paths if p.lower().endswith(".gguf")), None)
+
+
+def _drafters_text(settings: AppSettings, model_path: str) -> str:
+    if settings.drafter_dir:
+        folders = (settings.drafter_dir, settings.vp_drafter_dir)
+        return "drafters " + " + ".join(Path(f).name for f in folders if f)
+    # only the embedded default ships with a pair (engine.drafters.pair, not imported here: it loads torch)
+    embedded = model_path and Path(model_path).resolve() == DEFAULT_TARGET.path().resolve()
+    return "built-in drafters" if embedded else "no drafters"
 
 
 def _action(parent: QWidget, text: str, slot, shortcut=None) -> QAction:

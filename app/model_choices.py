@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.store.catalog import BundledSource
 from engine.store.embedded import DEFAULT_DRAFT, DEFAULT_TARGET, is_installed
+from engine.store.errors import NotInstalledError
 from engine.store.model_store import ModelStore
 
 EMBEDDED = "embedded"   # key kind of the embedded default; store models use ("model", id)
@@ -42,3 +43,19 @@ def present_artifacts(store: ModelStore) -> set[str]:
                  for f in art.files):
             here.add(art.id)
     return here
+
+
+def paired_drafters(store: ModelStore, model_id: str) -> tuple[str, str]:
+    """Drafter 1 and VP folders for an installed target, as the settings name them: its catalog
+    bundle's drafters when installed, else the first compatible drafter in the store (its VP row
+    reusing it), else none ("", "")."""
+    for bundle in store.catalog.bundles.values():
+        if bundle.target.id == model_id:
+            try:
+                block = store.path_of(bundle.drafter_block.id)
+                vp = store.path_of(bundle.drafter_vp.id) if bundle.drafter_vp.id != bundle.drafter_block.id else None
+            except NotInstalledError:
+                continue
+            return str(block), str(vp or "")
+    found = store.compatible_drafters(model_id)
+    return (str(store.path_of(found[0])), "") if found else ("", "")

@@ -4,15 +4,16 @@ on a worker thread; the offline switch is the store's own, so offline nothing he
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.download_queue import ERROR_STYLE, DownloadQueue, DownloadRow, human_bytes
-from app.model_choices import EMBEDDED, embedded_target, present_artifacts
+from app.model_choices import EMBEDDED, embedded_target, paired_drafters, present_artifacts
 from app.store_jobs import JobRunner
 from engine.store.catalog import Bundle
 from engine.store.model_store import ModelStore
@@ -24,6 +25,8 @@ OFFLINE_SEARCH = "Offline mode is on: searching Hugging Face needs the network. 
 
 
 class ModelsWindow(QWidget):
+    use_requested = Signal(str, object)   # target path ("" for the embedded default), (drafter 1, VP) folders
+
     def __init__(self, store: ModelStore, parent: QWidget | None = None, *, memory_bytes: int | None = None):
         super().__init__(parent, Qt.Window)
         self.setWindowTitle("Models")
@@ -33,6 +36,7 @@ class ModelsWindow(QWidget):
         self.downloads = JobRunner("model-downloads", self)
         self.tasks = JobRunner("model-tasks", self)  # search, verify, delete: never queued behind a download
         self._bundles_to_check: set[str] = set()
+        self._imports: set[DownloadRow] = set()   # local files being imported, used once they are in
         self.confirm = self._ask  # replaced in tests, where a modal box would block
 
         self.offline = QCheckBox("Offline mode (never touch the network)")
@@ -63,12 +67,15 @@ class ModelsWindow(QWidget):
 
     def _installed_tab(self) -> QWidget:
         self.installed_table = _table(["Name", "Kind", "Size", "State"])
+        self.installed_table.doubleClicked.connect(lambda _index: self.use_selected())
+        self.use_button = QPushButton("Use", clicked=self.use_selected)
+        self.use_button.setToolTip("Chat with this model, with the drafters installed for it")
         self.verify_button = QPushButton("Verify", clicked=self.verify_selected)
         self.delete_button = QPushButton("Delete", clicked=self.delete_selected)
         self.resume_button = QPushButton("Resume download", clicked=self.resume_selected)
         self.installed_table.itemSelectionChanged.connect(self._update_installed_buttons)
         buttons = QHBoxLayout()
-        for button in (self.verify_button, self.delete_button, self.resume_button):
+        for button in (self.use_button, self.verify_button, self.delete_button, self.resume_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(QPushButton("Refresh", clicked=self.refresh))
@@ -141,6 +148,33 @@ class ModelsWindow(QWidget):
         rows = self.installed_table.selectionModel().selectedRows()
         return self.installed_table.item(rows[0].row(), 0).data(Qt.UserRole) if rows else None
 
+    def use_selected(self) -> None:
+        key = self.selected_key()
+        if key is not None and self._is_target(key):
+            self.use_model(key)
+
+    def use_model(self, key: tuple[str, str]) -> None:
+        """Ask the main window to chat with this target and its paired drafters."""
+        if key[0] == EMBEDDED:
+            self.use_requested.emit("", ("", ""))   # the settings' name for the embedded default
+            return
+        drafters = paired_drafters(self.store, key[1])
+        self.use_requested.emit(str(self.store.path_of(key[1])), drafters)
+        paired = " with its drafters" if drafters[0] else " (no drafter installed for it)"
+        self._say(f"Chatting with {key[1]}{paired}.", OK_STYLE)
+
+    def import_gguf(self, path: str) -> DownloadRow:
+        """Copy a local GGUF file into the store (a queue row with progress), then chat with it."""
+        row = self.queue.add(f"Import {path}", partial(_import_gguf, self.store, path))
+        self._imports.add(row)
+        return row
+
+    def _is_target(self, key: tuple[str, str]) -> bool:
+        if key[0] == EMBEDDED:
+            return True
+        model = self.store.registry.get(key[1]) if key[0] == "model" else None
+        return model is not None and model.kind == "target"
+
     def verify_selected(self) -> None:
         key = self.selected_key()
         if key is None or key[0] != "model":
@@ -171,6 +205,7 @@ class ModelsWindow(QWidget):
 
     def _update_installed_buttons(self) -> None:
         key = self.selected_key()
+        self.use_button.setEnabled(key is not None and self._is_target(key))
         self.verify_button.setEnabled(key is not None and key[0] == "model")
         self.delete_button.setEnabled(key is not None and key[0] != EMBEDDED)  # part of the app
         # Only catalog artifacts know their full file list; a search download resumes from Search.
@@ -214,8 +249,11 @@ class ModelsWindow(QWidget):
         work = partial(_install_artifact, self.store, artifact_id)
         return self.queue.add(title or art.name, work)
 
-    def _on_download_finished(self, _row: DownloadRow, _result: object) -> None:
+    def _on_download_finished(self, row: DownloadRow, result: object) -> None:
         self.refresh()
+        if row in self._imports:
+            self._imports.discard(row)
+            self.use_model(("model", result.id))
         installed = present_artifacts(self.store)
         for bundle_id in sorted(self._bundles_to_check):
             bundle = self.store.catalog.bundles[bundle_id]
@@ -306,6 +344,10 @@ class ModelsWindow(QWidget):
 
 def _install_artifact(store: ModelStore, artifact_id: str, progress, cancel):
     return store.install(artifact_id, progress=progress, cancel=cancel)
+
+
+def _import_gguf(store: ModelStore, path: str, progress, cancel):
+    return store.import_gguf(Path(path), progress=progress, cancel=cancel)
 
 
 def _install_gguf(store: ModelStore, repo: str, files: tuple[str, ...], progress, cancel):

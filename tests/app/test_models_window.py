@@ -188,3 +188,29 @@ def test_escape_closes_the_window(qtbot, window):
     qtbot.waitExposed(window)
     qtbot.keyClick(window, Qt.Key_Escape)
     assert not window.isVisible()
+
+
+def test_use_picks_a_catalog_target_with_its_bundles_drafters(qtbot, window, tiny_repo):
+    chosen = []
+    window.use_requested.connect(lambda path, drafters: chosen.append((path, drafters)))
+    click_catalog_install(qtbot, window)
+    qtbot.waitUntil(lambda: "ready" in window.notice.text(), timeout=WAIT_MS)
+    row = installed_names(window).index("Tiny")
+    window.installed_table.selectRow(installed_names(window).index("Tiny DFlash"))
+    assert not window.use_button.isEnabled()   # a drafter is not something to chat with
+    window.installed_table.selectRow(row)
+    assert window.use_button.isEnabled()
+    qtbot.mouseClick(window.use_button, Qt.LeftButton)
+    store = window.store
+    assert chosen == [(str(store.path_of("tiny-target")), (str(store.path_of("tiny-drafter")), ""))]
+
+
+def test_use_the_embedded_model(qtbot, embedded_installed):
+    win = ModelsWindow(ModelStore(), memory_bytes=MEMORY)
+    qtbot.addWidget(win)
+    chosen = []
+    win.use_requested.connect(lambda path, drafters: chosen.append((path, drafters)))
+    win.installed_table.selectRow(0)
+    qtbot.mouseClick(win.use_button, Qt.LeftButton)
+    assert chosen == [("", ("", ""))]   # the settings' names for the embedded default and its shipped pair
+    win.shutdown()
