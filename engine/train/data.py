@@ -38,6 +38,7 @@ class DataSettings:
     max_new: int = 320        # answer length cap
     shard_samples: int = 24
     n_threads: int | None = None
+    adapt_threads: bool = True  # time 1 thread against n_threads as it goes (ThreadChooser)
 
 
 @dataclass
@@ -199,7 +200,8 @@ def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: Data
     or `enough(answer tokens in progress)`; the answers in progress then finish, or with `abandon` are
     dropped at once. Prompts longer than `s.max_prompt` tokens are skipped."""
     capture = bool(target.settings.capture_layers)
-    threads = ThreadChooser((1, s.n_threads or os.cpu_count() or 1))
+    most = s.n_threads or os.cpu_count() or 1
+    threads = ThreadChooser((1, most) if s.adapt_threads else (most,))
     slots: list[_Slot | None] = [None] * s.slots
     nxt: list[int] = [0] * s.slots
     exhausted = False
