@@ -2,7 +2,7 @@
 pair (once, shared by every method that drafts), reads or measures its verify cost curve for `auto`,
 and keeps the built method from one request to the next, so a follow-up turn reuses the target's and
 the drafters' cached prefix. `engine.methods.make_method` stays a plain constructor; `d2sd
-chat/generate`, `d2sd serve` and the app build their methods here.
+chat/generate`, `d2sd serve`, `d2sd bench` and the app build their methods here.
 
 Not thread-safe, like the target it drives: one owner thread calls it.
 """
@@ -33,14 +33,15 @@ class ReadyMethod:
     """One target's drafters and current method. `get` returns the method built last when asked for the
     same one again, else closes it and builds the new one (loading drafters only when their folders
     change). `on_measure` is called before a missing cost curve is measured (it holds the target a
-    while: tens of seconds on a CPU), so a caller can say why nothing is happening."""
+    while: tens of seconds on a CPU), so a caller can say why nothing is happening. `curve`: one the
+    caller measured already (the bench's, with its own rounds), used as is."""
 
-    def __init__(self, target, on_measure: Callable[[], None] = lambda: None):
+    def __init__(self, target, on_measure: Callable[[], None] = lambda: None, curve: CostCurve | None = None):
         self.target = target
         self._on_measure = on_measure
         self._pair_folders: tuple[str, str] | None = None
         self._pair = (None, None)
-        self._curve: CostCurve | None = None
+        self._curve = curve
         self._choice: tuple | None = None
         self._method: Method | None = None
 
@@ -52,12 +53,17 @@ class ReadyMethod:
         if self._method is not None and choice == self._choice:
             return self._method
         self._close_method()
-        drafter, vp_drafter = self._drafters(drafters) if name in DRAFTS_WITH_DRAFTERS else (None, None)
-        curve = self.curve() if name == "auto" else None
-        self._method = make_method(name, self.target, drafter=drafter, vp_drafter=vp_drafter, curve=curve,
-                                   **params)
+        self._method = self.build(name, params, drafters)
         self._choice = choice
         return self._method
+
+    def build(self, name: str, params: dict | None = None, drafters: tuple[str, str] = SHIPPED) -> Method:
+        """A new method, not kept: its caller closes it (the bench holds several side by side; they
+        share the one loaded pair, the target's capture layers and the cost curve)."""
+        drafter, vp_drafter = self._drafters(drafters) if name in DRAFTS_WITH_DRAFTERS else (None, None)
+        curve = self.curve() if name == "auto" else None
+        return make_method(name, self.target, drafter=drafter, vp_drafter=vp_drafter, curve=curve,
+                           **dict(params or {}))
 
     def curve(self) -> CostCurve:
         """The target's verify cost curve: from the cache, else measured now (and cached)."""

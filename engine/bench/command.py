@@ -97,7 +97,7 @@ def run(a) -> int:
         if "greedy" not in [m.name for m in bench_modes]:
             raise ValueError("--anchors measures greedy decoding: use --sampling greedy or both")
 
-    import engine.methods
+    from engine.ready_method import ReadyMethod
     from engine.store.embedded import ensure
     from engine.target import Target, TargetSettings
 
@@ -114,11 +114,19 @@ def run(a) -> int:
     with Target.load(path, settings) as target:
         methods = {}
         try:
-            shared = _shared_drafters(path, chosen)
+            curve = None
+            if not a.no_calibrate:
+                _say("calibrating the verify cost curve (cached per model and settings) ...")
+                curve = calibrate(target, repeats=a.repeats, use_cache=not a.recalibrate)
+            # One ReadyMethod loads the drafter pair once for all the methods (each its own would hold
+            # another float32 copy of the target's embedding and head: 2 × 0.93 GB for the 1.5B target);
+            # sharing is safe because the harness resets the target before every run, so each run starts
+            # the drafters' context caches from nothing. auto runs on the curve measured above.
+            ready = ReadyMethod(target, on_measure=lambda: _say("measuring the verify cost curve for auto ..."),
+                                curve=curve)
             for label, name, params in chosen:
                 try:
-                    # methods without drafters return before make_method looks at them
-                    methods[label] = engine.methods.make_method(name, target, **shared, **params)
+                    methods[label] = ready.build(name, params)
                 except TypeError as e:  # an option this method does not take
                     raise ValueError(f"method {label!r}: {e}") from e
             meta["drafts"] = {label: machine.model_record(m.draft.info.path)
@@ -135,10 +143,6 @@ def run(a) -> int:
                               resume=a.resume)
             if journal.done:
                 _say(f"resuming {out}: {len(journal.done)} of {len(prompt_list)} prompts already done")
-            curve = None
-            if not a.no_calibrate:
-                _say("calibrating the verify cost curve (cached per model and settings) ...")
-                curve = calibrate(target, repeats=a.repeats, use_cache=not a.recalibrate)
             _say(f"{len(prompt_list)} prompts × {len(methods)} methods × {len(bench_modes)} modes")
             notes = []
             anchor_step = _anchor_step(found, a, target, path, methods, notes) if found else None
@@ -202,23 +206,6 @@ def _from_saved(a) -> int:
         there = CostCurve.read(a.project)
         print(table(project(summaries, there, here), there))
     return 0
-
-
-def _shared_drafters(target_path: Path, chosen: list[tuple[str, str, dict]]) -> dict:
-    """The target's drafter pair, loaded once for all the drafter methods: loaded per method, each would
-    hold its own float32 copy of the target's embedding and output head (2 × 0.93 GB for the 1.5B
-    target). Sharing is safe because the harness resets the target before every run, so each run
-    starts the drafters' context caches from nothing."""
-    import engine.methods
-    from engine.drafters.pair import load_pair, pair_for
-
-    if not any(name in engine.methods.DRAFTER_METHODS | {"auto"} for _, name, _ in chosen):
-        return {}
-    block, vp = pair_for(target_path)
-    if block is None:
-        return {}
-    drafter, vp_drafter = load_pair(target_path, block, vp)
-    return {"drafter": drafter, "vp_drafter": vp_drafter}
 
 
 def _anchor_step(found, a, target, model: Path, methods: dict, notes: list[str]):

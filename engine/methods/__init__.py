@@ -16,9 +16,10 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
     """A plain constructor: engine.ready_method finds the target's drafters and cost curve and keeps
     the method. `drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects; without a
     VP drafter d2sd reuses drafter 1 in its place. Drafter methods switch the target to capture their
-    features. `auto` takes the target's verify cost `curve` and uses the drafters when given. `reuse`:
-    d2sd with drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows). `alt`:
-    d2sd's VP rows re-anchor on drafter 1's runner-up tokens (`D2SD`)."""
+    features (built without that, they would read the wrong layers, so every builder would repeat it).
+    `auto` needs the target's verify cost `curve` and uses the drafters when given. `reuse`: d2sd with
+    drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows). `alt`: d2sd's
+    VP rows re-anchor on drafter 1's runner-up tokens (`D2SD`)."""
     if name == "ar":
         return Plain()
     if name == "lookup":
@@ -33,6 +34,8 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         raise ValueError(f"alt (runner-up re-anchoring) is a d2sd option, not one of {name!r}")
     if reuse:
         vp_drafter = None
+    if name == "auto" and curve is None:
+        raise ValueError("auto needs the target's verify cost curve (engine.ready_method reads or measures it)")
     if drafter is None and name != "auto":
         raise ValueError(f"method {name!r} needs a drafter for this target (none is installed)")
     if vp_drafter is not None and vp_drafter.config.target_layer_ids != drafter.config.target_layer_ids:
@@ -40,11 +43,9 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
     if target is not None and drafter is not None:
         target.set_capture_layers(drafter.config.target_layer_ids)
     if name == "auto":
-        from engine.calibrate import calibrate
         from engine.methods.auto import Auto
 
-        # `d2sd bench` (engine/bench/command.py) still builds auto here without a curve
-        return Auto(curve or calibrate(target), drafter, vp_drafter, gamma=gamma, k=k)
+        return Auto(curve, drafter, vp_drafter, gamma=gamma, k=k)
     if name == "dflash":
         return DFlash(drafter, gamma, budget)
     if name == "naive":

@@ -203,3 +203,26 @@ def test_drafter_methods_share_one_loaded_pair(tiny_gguf, prompt_file, tmp_path,
     doc = json.loads((out / "results.json").read_text())
     assert len(doc["runs"]) == 2 * 4 and all(run["matches_reference"] for run in doc["runs"])
     assert doc["drafters"]["dflash:gamma=4"]["block"] == doc["drafters"]["d2sd:gamma=4:k=2"]["block"]
+
+
+
+def test_auto_runs_on_the_curve_the_bench_measured(tiny_gguf, prompt_file, tmp_path, monkeypatch):
+    # auto does not measure a curve of its own (3 rounds) besides the bench's (--repeats 1)
+    import engine.calibrate as calibrate
+
+    monkeypatch.setenv("D2SD_CACHE_DIR", str(tmp_path / "cache"))
+    rounds = []
+    real_measure = calibrate.measure
+
+    def measure(target, sizes, repeats, key):
+        rounds.append(repeats)
+        return real_measure(target, sizes, repeats, key)
+
+    monkeypatch.setattr(calibrate, "measure", measure)
+    out = tmp_path / "out"
+    assert main(["bench", "--model", str(tiny_gguf), "--prompts", str(prompt_file), "--sampling", "greedy",
+                 "--methods", "ar,auto", "--max-tokens", "8", "--ctx", "512", "--threads", "1",
+                 "--repeats", "1", "--recalibrate", "--out", str(out)]) == 0
+    assert rounds == [1]
+    samples = json.loads((out / "results.json").read_text())["cost_curve"]["samples"]
+    assert samples and all(len(r) == 1 for r in samples.values())

@@ -192,3 +192,10 @@ def test_auto_without_drafters_chooses_between_ar_and_lookup(tiny_gguf):
         fin = list(generate(t, prompt, method, max_tokens=30))[-1]
         assert first_divergence(ref[:len(fin.token_ids)], margins, fin.token_ids) is None
         assert method.choice in ("ar", "lookup")
+
+
+def test_auto_without_a_cost_curve_is_an_error_not_a_measurement(tiny_gguf):
+    # make_method is a plain constructor: measuring the curve (tens of seconds) is engine.ready_method's job
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=512, n_threads=1)) as t:
+        with pytest.raises(ValueError, match="auto needs the target's verify cost curve"):
+            make_method("auto", t)
