@@ -217,6 +217,7 @@ class Target:
 
     @classmethod
     def load(cls, path: str | Path, settings: TargetSettings = TargetSettings()) -> "Target":
+        _log_tail.clear()  # a failure below quotes this load's messages, never an earlier warning
         info = inspect(path)
         _check_layers(info, settings.capture_layers)
         mparams = llama_cpp.llama_model_default_params()
