@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 from engine.paths import cache_dir
 from engine.tree import Trie
@@ -145,12 +146,14 @@ def recalibrate(target, sizes=SIZES, repeats: int = 3) -> CostCurve:
     return calibrate(target, sizes, repeats, use_cache=False)
 
 
-def refresh_if_stale(target, curve: CostCurve, timed: dict[int, float], repeats: int = 3) -> CostCurve:
+def refresh_if_stale(target, curve: CostCurve, timed: dict[int, float], repeats: int = 3,
+                     on_measure: Callable[[], None] = lambda: None) -> CostCurve:
     """`curve`, or a new measurement (cached in its place) when the steps timed in real answers
     ({nodes: seconds}, e.g. Auto's StepCost.timed) run far faster than it says. Resets the target's KV
-    when it measures, so call it between answers."""
+    when it measures, so call it between answers; `on_measure` is called before measuring."""
     if not curve.stale(timed):
         return curve
+    on_measure()
     return recalibrate(target, tuple(curve.key.get("sizes") or SIZES), repeats)
 
 

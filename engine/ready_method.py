@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from engine.calibrate import CONTEXT_TOKENS, SIZES, CostCurve, cache_key, cache_path, calibrate, recalibrate
+from engine.calibrate import (CONTEXT_TOKENS, SIZES, CostCurve, cache_key, cache_path, calibrate, recalibrate,
+                              refresh_if_stale)
 from engine.methods import DRAFTER_METHODS, make_method
 from engine.methods.base import Method
 
@@ -20,20 +21,21 @@ SHIPPED = ("", "")                                  # drafter folders: "" means 
 
 
 def cached_curve(target) -> CostCurve | None:
-    """The verify cost curve calibrated earlier for this model file and settings, if any (read only)."""
+    """The verify cost curve calibrated earlier for this model file and settings, if any and if its
+    rounds agreed (read only): one measured under load is measured again, as calibrate() would."""
     key = {**cache_key(target), "sizes": list(SIZES), "context": CONTEXT_TOKENS}  # as calibrate() files it
     try:
         curve = CostCurve.read(cache_path(key))
     except (OSError, ValueError):
         return None
-    return curve if curve.key == key else None
+    return curve if curve.key == key and curve.stable else None
 
 
 class ReadyMethod:
     """One target's drafters and current method. `get` returns the method built last when asked for the
     same one again, else closes it and builds the new one (loading drafters only when their folders
-    change). `on_measure` is called before a missing cost curve is measured (it holds the target a
-    while: tens of seconds on a CPU), so a caller can say why nothing is happening. `curve`: one the
+    change). `on_measure` is called before a missing or stale cost curve is measured (it holds the target
+    a while: tens of seconds on a CPU), so a caller can say why nothing is happening. `curve`: one the
     caller measured already (the bench's, with its own rounds), used as is."""
 
     def __init__(self, target, on_measure: Callable[[], None] = lambda: None, curve: CostCurve | None = None):
@@ -50,6 +52,7 @@ class ReadyMethod:
         folders, "" for the pair shipped with the target (a missing VP drafter: drafter 1 reused)."""
         params = dict(params or {})
         choice = (name, sorted(params.items()), tuple(drafters))
+        self._refresh_if_stale()
         if self._method is not None and choice == self._choice:
             return self._method
         self._close_method()
@@ -81,6 +84,17 @@ class ReadyMethod:
         if self._choice is not None and self._choice[0] == "auto":
             self._close_method()
         return self._curve
+
+    def _refresh_if_stale(self) -> None:
+        """Between answers (each asks `get` first): when auto's own steps ran far faster than the curve
+        says, the curve was measured under load, so it is measured again (resetting the target's KV)
+        and auto rebuilt on it."""
+        if self._choice is None or self._choice[0] != "auto":
+            return
+        curve = self._curve
+        self._curve = refresh_if_stale(self.target, curve, self._method.cost.timed, on_measure=self._on_measure)
+        if self._curve is not curve:
+            self._close_method()
 
     def _drafters(self, folders: tuple[str, str]):
         if folders != self._pair_folders:
