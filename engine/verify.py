@@ -58,7 +58,11 @@ class Sampler:
         logits = np.asarray(logits)
         ids = np.arange(logits.shape[0])
         if s.top_k and s.top_k < logits.shape[0]:
-            ids = np.argpartition(-logits, s.top_k - 1)[: s.top_k]
+            # the k best are found among the logits near the maximum whenever at least k lie there: the
+            # same set as a partition of the whole vocabulary, in a fraction of its time
+            near = np.flatnonzero(logits >= logits.max() - 10.0)
+            pool = near if len(near) >= s.top_k else ids
+            ids = pool[np.argpartition(-logits[pool], s.top_k - 1)[: s.top_k]]
         vals = logits[ids].astype(np.float64)  # only the candidates, not the whole vocabulary
         order = np.argsort(-vals, kind="stable")
         ids, vals = ids[order], vals[order]

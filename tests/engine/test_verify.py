@@ -112,3 +112,12 @@ def test_filters_keep_what_they_promise():
     assert 3 not in ids.tolist()
     ids, _ = Sampler(SamplerSettings(temperature=1.0, top_k=0, top_p=0.5, min_p=0.0)).distribution(logits)
     assert ids.tolist() == [0]
+
+
+def test_top_k_candidates_are_the_k_best_of_the_whole_row_peaked_or_flat():
+    sampler = Sampler(SamplerSettings(temperature=0.8, top_k=40, top_p=1.0, min_p=0.0, seed=0))
+    rng = np.random.default_rng(0)
+    for scale in (0.01, 1.0, 8.0):            # at 8 fewer than k lie within 10 of the top: the whole row is searched
+        row = (rng.standard_normal(151936) * scale).astype(np.float32)
+        ids, _ = sampler.distribution(row)
+        assert set(ids) == set(np.argsort(-row, kind="stable")[:40])
