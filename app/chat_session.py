@@ -39,6 +39,7 @@ class ChatSession(QObject):
     notice = Signal(str)                  # something the user must see: refusals, failures
     model_changed = Signal(str)           # status text: "Loading …", model name, or failure
     answer_started = Signal()
+    decoding_started = Signal()           # after any measuring and drafter loading: the engine's TTFT clock starts
     step = Signal(object)                 # StepView of the streaming answer
     answer_finished = Signal(object)      # engine.events.RunStats
     measuring_changed = Signal(bool)      # the engine is measuring this machine's verify cost (auto's first run)
@@ -64,6 +65,7 @@ class ChatSession(QObject):
         w.step.connect(self._on_step)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
+        w.generating.connect(self._on_generating)
         w.trimmed.connect(self._on_trimmed)
         w.measuring.connect(self._on_measuring)   # bound slots, so they run on this (the GUI) thread
         w.measured.connect(self._on_measured)
@@ -238,6 +240,10 @@ class ChatSession(QObject):
                 merged.append([length, source])
         if not self._flush_timer.isActive():
             self._flush_timer.start()
+
+    def _on_generating(self, request_id: int) -> None:
+        if self._mine(request_id):
+            self.decoding_started.emit()
 
     def _on_trimmed(self, request_id: int, left_out: int) -> None:
         if self._mine(request_id):

@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         s.model_changed.connect(self._on_model_changed)
         s.answer_started.connect(self.stats.begin)
         s.answer_started.connect(self.tree.begin)
+        s.decoding_started.connect(self.stats.decoding_started)
         s.step.connect(lambda view: self.stats.add_step(view.stats))
         s.step.connect(self.tree.show_step)
         s.answer_finished.connect(self.stats.finish)

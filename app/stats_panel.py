@@ -111,6 +111,11 @@ class StatsPanel(QWidget):
         self.first_step_s = None
         self.refresh()
 
+    def decoding_started(self) -> None:
+        """Time to first token counts from here, as the engine's does: a first answer's cost-curve
+        measurement and drafter loading come before it."""
+        self.started = time.monotonic()
+
     def clear(self) -> None:
         """A new chat: nothing answered yet, so no numbers."""
         self.show_saved(None)

@@ -46,6 +46,7 @@ class EngineWorker(QObject):
     step = Signal(int, object)            # request id, StepView
     finished = Signal(int, object)        # request id, engine.events.Finished
     failed = Signal(int, str)             # request id, reason
+    generating = Signal(int)              # request id: method ready, drafters loaded, prompt built; decoding starts
     trimmed = Signal(int, int)            # request id, oldest messages left out so the prompt fits the context
     measuring = Signal()                  # the verify cost curve is being measured (tens of seconds on a CPU)
     measured = Signal(object)             # ...and here it is (a CostCurve), or None when measuring failed
@@ -109,6 +110,7 @@ class EngineWorker(QObject):
                                            min(request.max_tokens, target.n_ctx // 2))
             if left_out:
                 self.trimmed.emit(request.id, left_out)
+            self.generating.emit(request.id)
             pieces = target.text_stream()
             last_emitted: list[tuple[str, str]] = []
             for event in generate(target, prompt, method, request.sampler, max_tokens=request.max_tokens,

@@ -46,10 +46,14 @@ def test_auto_shows_its_first_measurement_and_settings_measures_again(qtbot, win
     seen = []
     window.session.measuring_changed.connect(
         lambda on: seen.append((on, window.measure_label.isVisibleTo(window), window.measure_label.text())))
+    decoding = []
+    window.session.decoding_started.connect(lambda: decoding.append(len(seen)))
     type_and_send(qtbot, window, "the list the list")
     wait_idle(qtbot, window)
     assert seen[0] == (True, True, "Measuring this machine's verify cost… 0 s")
-    assert seen[-1][:2] == (False, False)
+    assert seen[1][:2] == (False, False)
+    # the panel's time to first token starts after the measurement, as the engine's does
+    assert decoding == [2]
     assert window.stats.curve is not None
     first_curve = window.stats.curve
 
