@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.methods.base import Method
 from engine.methods.drafting import D2SD, DDTree, DFlash, Naive
-from engine.methods.lookup import PromptLookup
+from engine.methods.lookup import MAX_GAMMA, PromptLookup
 from engine.methods.plain import Plain
 
 METHODS = ["auto", "ar", "lookup", "ardraft", "dflash", "naive", "ddtree", "d2sd"]
@@ -23,7 +23,8 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
     if name == "ar":
         return Plain()
     if name == "lookup":
-        return PromptLookup(gamma=gamma or 4)  # 4 pays on CPUs (t(4) ~ 2.2 t(1)); GPUs afford more
+        # 4 pays on CPUs (t(4) ~ 2.2 t(1)); GPUs afford more, up to the target's batch less the anchor
+        return PromptLookup(gamma=gamma or 4, cap=target.n_batch - 1 if target is not None else MAX_GAMMA)
     if name == "ardraft":
         from engine.methods.ardraft import ARDraft
 

@@ -10,22 +10,23 @@ from engine.events import LOOKUP
 from engine.tree import Trie
 
 
-# The longest chain proposed, whatever gamma asks: 63 drafts and the anchor fill the smallest batch a
-# target holds (TargetSettings: n_batch >= n_seq_max = 64), so a long repeat never overflows a verify pass.
+# The longest chain proposed when the target is not known: 63 drafts and the anchor fill the smallest
+# batch a target holds (TargetSettings: n_batch >= n_seq_max = 64), so a long repeat never overflows a
+# verify pass. Given the target, the cap is its own batch less the anchor.
 MAX_GAMMA = 63
 
 
 class PromptLookup:
     name = "lookup"
 
-    def __init__(self, gamma: int = 8, max_ngram: int = 3, min_ngram: int = 1):
-        """`gamma` above MAX_GAMMA is capped to it."""
+    def __init__(self, gamma: int = 8, max_ngram: int = 3, min_ngram: int = 1, cap: int = MAX_GAMMA):
+        """`gamma` above `cap` (the drafts one verify pass holds besides the anchor) is capped to it."""
         for name, value in (("gamma", gamma), ("max_ngram", max_ngram), ("min_ngram", min_ngram)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"lookup's {name} must be an integer, not {value!r}")
         if gamma < 1 or not 1 <= min_ngram <= max_ngram:
             raise ValueError("lookup needs gamma >= 1 and 1 <= min_ngram <= max_ngram")
-        self.gamma, self.max_ngram, self.min_ngram = min(gamma, MAX_GAMMA), max_ngram, min_ngram
+        self.gamma, self.max_ngram, self.min_ngram = min(gamma, cap), max_ngram, min_ngram
         self._seq: list[int] = []
         self._next: dict[tuple[int, ...], int] = {}
 

@@ -62,3 +62,12 @@ def test_a_long_repeat_with_a_huge_gamma_fits_the_smallest_batch(tiny_gguf):
         done = list(generate(target, prompt, PromptLookup(gamma=1000), max_tokens=8))[-1]
         assert target.n_batch == 64
     assert done.stats.new_tokens == 8
+
+
+def test_make_method_caps_gamma_to_the_targets_own_batch(tiny_gguf):
+    from engine.methods import make_method
+
+    assert make_method("lookup", gamma=200).gamma == MAX_GAMMA  # no target: the smallest batch any holds
+    for n_batch, cap in ((512, 200), (96, 95)):
+        with Target.load(tiny_gguf, TargetSettings(n_ctx=512, n_batch=n_batch, n_threads=1)) as t:
+            assert make_method("lookup", t, gamma=200).gamma == min(200, t.n_batch - 1) == cap
