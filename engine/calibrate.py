@@ -121,14 +121,16 @@ def cache_path(key: dict) -> Path:
 
 
 def calibrate(target, sizes=SIZES, repeats: int = 3, use_cache: bool = True) -> CostCurve:
-    """The cached curve for this target and settings, measured now when missing or when its rounds
-    disagreed (resets the target's KV)."""
+    """The cached curve for this target and settings, measured now when missing (resets the target's KV).
+    A cached curve is used even when its rounds disagreed: `measure` already took it again up to ATTEMPTS
+    times, so on a machine that stays busy, measuring at every start (minutes each on a 2-core CPU) would
+    not do better; `refresh_if_stale` replaces it once real steps show it was measured under load."""
     key = {**cache_key(target), "sizes": list(sizes), "context": CONTEXT_TOKENS}
     path = cache_path(key)
     if use_cache and path.is_file():
         try:
             curve = CostCurve.read(path)
-            if curve.key == key and curve.stable:
+            if curve.key == key:
                 return curve
         except ValueError:
             pass  # a damaged cache file is simply measured again

@@ -21,14 +21,14 @@ SHIPPED = ("", "")                                  # drafter folders: "" means 
 
 
 def cached_curve(target) -> CostCurve | None:
-    """The verify cost curve calibrated earlier for this model file and settings, if any and if its
-    rounds agreed (read only): one measured under load is measured again, as calibrate() would."""
+    """The verify cost curve calibrated earlier for this model file and settings, if any (read only).
+    Trusted as calibrate() trusts it: one measured under load is refreshed from real steps."""
     key = {**cache_key(target), "sizes": list(SIZES), "context": CONTEXT_TOKENS}  # as calibrate() files it
     try:
         curve = CostCurve.read(cache_path(key))
     except (OSError, ValueError):
         return None
-    return curve if curve.key == key and curve.stable else None
+    return curve if curve.key == key else None
 
 
 class ReadyMethod:

@@ -80,12 +80,13 @@ def _cached(t, seconds, samples):
     return key
 
 
-def test_a_cached_curve_whose_rounds_disagreed_is_measured_again(tiny_gguf):
+def test_a_cached_curve_whose_rounds_disagreed_is_used_not_measured_at_every_start(tiny_gguf):
+    # it was taken again up to ATTEMPTS times already; on a machine that stays busy, measuring again at
+    # every start cost minutes each time (218-320 s seen) and gave no better curve
     with Target.load(tiny_gguf, TargetSettings(n_ctx=512, n_threads=2)) as t:
         key = _cached(t, {n: 0.5 for n in SIZES}, {n: [0.1, 0.5, 0.9] for n in SIZES})
         curve = calibrate(t, SIZES, repeats=1)
-        assert curve.key == key and all(len(v) == 1 for v in curve.samples.values())   # measured now
-        assert CostCurve.read(cal.cache_path(key)) == curve  # and the new curve replaced the cached one
+        assert curve.key == key and not curve.stable and curve.t(1) == 0.5
 
 
 def test_a_stale_curve_is_refreshed_and_a_fitting_one_kept(tiny_gguf):

@@ -98,12 +98,10 @@ def _cache(target, seconds: float, samples: list[float]) -> None:
     cache_path(curve.key).write_text(json.dumps(curve.to_json()))
 
 
-def test_a_cached_curve_whose_rounds_disagreed_is_not_trusted(target, tmp_path, monkeypatch):
+def test_a_cached_curve_is_read_whether_or_not_its_rounds_agreed(target, tmp_path, monkeypatch):
     monkeypatch.setenv("D2SD_CACHE_DIR", str(tmp_path / "cache"))
     _cache(target, 0.01, [0.01, 0.01, 0.05])  # slowest round 5x the fastest: other work was running
-    assert cached_curve(target) is None
-    _cache(target, 0.01, [0.01, 0.01, 0.011])
-    assert cached_curve(target).t(1) == 0.01
+    assert cached_curve(target).t(1) == 0.01   # refreshed from real steps if it was wrong (below)
 
 
 def test_a_curve_measured_under_load_is_measured_again_after_auto_answers(target, tmp_path, monkeypatch):
