@@ -56,8 +56,10 @@ def test_served_greedy_answer_equals_d2sd_generate_and_ctrl_c_stops(tiny_gguf, t
     generated = d2sd("generate", prompt, *options, "--max-tokens", "24")
     assert generated.returncode == 0, generated.stderr
     port = free_port()
+    # Ctrl-C as in a foreground shell: a test run started with `&` or nohup passes SIGINT on ignored
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", *options, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_until_up(proc, port)
         c = client(f"http://127.0.0.1:{port}/v1")
