@@ -9,6 +9,7 @@ import ast
 import json
 import random
 import sysconfig
+from collections.abc import Iterator
 from importlib import util
 from pathlib import Path
 
@@ -110,9 +111,14 @@ NOT_LIBRARY = {"test", "tests", "idlelib", "lib2to3", "tkinter", "turtledemo", "
 def library_prompts(root: Path | None = None) -> list[str]:
     """A completion prompt per public module-level function of the standard library that has a docstring
     of 80..700 characters and a body beyond it: its `def` line(s) and docstring, as written there."""
+    return [f"{COMPLETE}\n\n```python\n{stub}\n```" for stub, _ in library_functions(root)]
+
+
+def library_functions(root: Path | None = None, skip_files: int = 0) -> Iterator[tuple[str, str]]:
+    """(stub: `def` line(s) and docstring, the whole function) for each function `library_prompts` uses,
+    in file order, after the first `skip_files` files."""
     root = root or Path(sysconfig.get_paths()["stdlib"])
-    out = []
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(root.rglob("*.py"))[skip_files:]:
         rel = path.relative_to(root)
         if any(part in NOT_LIBRARY or part.startswith("_") for part in rel.parts[:-1]) or rel.name.startswith("_"):
             continue
@@ -127,9 +133,8 @@ def library_prompts(root: Path | None = None) -> list[str]:
                 continue
             doc = ast.get_docstring(node)
             if doc and 80 <= len(doc) <= 700:
-                stub = "\n".join(lines[node.lineno - 1:node.body[0].end_lineno])
-                out.append(f"{COMPLETE}\n\n```python\n{stub}\n```")
-    return out
+                yield ("\n".join(lines[node.lineno - 1:node.body[0].end_lineno]),
+                       "\n".join(lines[node.lineno - 1:node.end_lineno]))
 
 
 def _sharegpt_file() -> Path:

@@ -13,9 +13,7 @@ only while the text follows the target's greedy path, so it counts exact labels 
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -67,25 +65,12 @@ def measure_generate(target_path: Path, slots: int, threads: int, seconds: float
 
 
 def _library_pairs(n: int) -> list[tuple[str, str]]:
-    from engine.train.prompts import COMPLETE
+    from itertools import islice
 
-    root, out = Path(sysconfig.get_paths()["stdlib"]), []
-    for path in sorted(root.rglob("*.py"))[200:]:
-        try:
-            source = path.read_text(encoding="utf-8")
-            tree = ast.parse(source)
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        lines = source.splitlines()
-        for node in tree.body:
-            doc = ast.get_docstring(node) if isinstance(node, ast.FunctionDef) else None
-            if doc and 80 <= len(doc) <= 700 and not node.name.startswith("_") and len(node.body) >= 2:
-                stub = "\n".join(lines[node.lineno - 1:node.body[0].end_lineno])
-                whole = "\n".join(lines[node.lineno - 1:node.end_lineno])
-                out.append((f"{COMPLETE}\n\n```python\n{stub}\n```", f"```python\n{whole}\n```"))
-        if len(out) >= n:
-            return out[:n]
-    return out
+    from engine.train.prompts import COMPLETE, library_functions
+
+    return [(f"{COMPLETE}\n\n```python\n{stub}\n```", f"```python\n{whole}\n```")
+            for stub, whole in islice(library_functions(skip_files=200), n)]
 
 
 def _sharegpt_pairs(n: int) -> list[tuple[str, str]]:
