@@ -52,10 +52,10 @@ class StepStats:
     proposed: int               # draft tokens in the trie (tree_nodes - 1)
     accepted: int               # draft tokens the target accepted
     emitted: int                # accepted + 1 (the bonus token), or fewer when a stop cut the step
-    draft_s: float              # the whole proposal, VP rows included
+    draft_s: float              # the whole proposal, VP rows included, and the drafters reading the accepted path
     vp_s: float                 # the part of draft_s spent on VP rows (d2sd); drafter 1 took the rest
     verify_s: float
-    other_s: float
+    other_s: float              # host work: the acceptance walk, the KV commit, text and statistics
     tree: TreeView
 
 
