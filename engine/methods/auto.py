@@ -20,8 +20,9 @@ import time
 import numpy as np
 
 from engine.calibrate import CostCurve
-from engine.events import DRAFTER1, LOOKUP, VP
-from engine.methods.drafting import DrafterSync, top_boundaries
+from engine.events import DRAFTER1, LOOKUP
+from engine.methods.d2sd_cycle import Block, block_row, draft_block, merge, reanchor_points, vp_drafts
+from engine.methods.drafting import DrafterSync
 from engine.methods.lookup import PromptLookup
 from engine.tree import Trie
 
@@ -176,10 +177,10 @@ class Auto:
         got = accepted[1:]
         last = self._last
         if "draft" in last:
-            d, conf = last["draft"]
-            self.calibration.update(conf, _common(got, d))
+            chain = last["draft"]
+            self.calibration.update(chain.conf, _common(got, chain.tokens))
         if "vp_chain" in last:  # tokens accepted past where drafter 1's chain broke came from a VP row
-            self.vp_gain = 0.8 * self.vp_gain + 0.2 * (len(got) - _common(got, last["draft"][0]))
+            self.vp_gain = 0.8 * self.vp_gain + 0.2 * (len(got) - _common(got, last["draft"].tokens))
 
     def propose(self, history, anchor) -> Trie:
         if self._verify_from is not None:
@@ -199,7 +200,7 @@ class Auto:
         drafted = None
         if self.drafter is not None and self._pause == 0:
             drafted = self._draft(anchor)
-            p = self.calibration.p(drafted[1])
+            p = self.calibration.p(drafted.conf)
             L, v = chain_value(p, self.cost, 0.0)
             _, v_paid = chain_value(p, self.cost, self.draft_s)
             self._update_pause(v_paid > best[2])
@@ -212,12 +213,12 @@ class Auto:
         if name == "lookup":
             trie.add_row(lookup_chain[:L], LOOKUP)
         elif name == "dflash":
-            d, conf = drafted
-            trie.add_row(d[:L], DRAFTER1, conf[:L])
-            self._last["draft"] = (list(d[:L]), conf[:L])
-            if self.vp is not None and self._vp_pays(conf[:L], L):
+            chain = Block(drafted.tokens[:L], drafted.conf[:L])
+            trie.add_row(chain.tokens, DRAFTER1, chain.conf)
+            self._last["draft"] = chain
+            if self.vp is not None and self._vp_pays(chain.conf, L):
                 name = "d2sd"
-                self._add_vp_rows(trie, anchor, d[:L], conf[:L])
+                self._add_vp_rows(trie, anchor, chain)
         self.choice = name
         self._verify_from = (self.clock(), len(trie))
         return trie
@@ -229,15 +230,16 @@ class Auto:
             self.sync.observe(np.concatenate(self._pending))
             self._pending = []
 
-    def _draft(self, anchor: int) -> tuple[np.ndarray, np.ndarray]:
+    def _row(self, anchor: int) -> np.ndarray:
+        return block_row(anchor, self.gamma, self.drafter.config.mask_token_id)
+
+    def _draft(self, anchor: int) -> Block:
         self._flush()
-        row = np.full((1, self.gamma), self.drafter.config.mask_token_id, dtype=np.int64)
-        row[0, 0] = anchor
         t = time.perf_counter()
-        tokens, conf = self.drafter.draft(row)
+        block = draft_block(self.drafter, self._row(anchor))
         elapsed = time.perf_counter() - t
         self.draft_s = elapsed if self.draft_s == 0 else 0.8 * self.draft_s + 0.2 * elapsed
-        return tokens[0, 1:], conf[0, 1:]
+        return block
 
     def _update_pause(self, drafting_paid: bool) -> None:
         if drafting_paid:
@@ -258,21 +260,16 @@ class Auto:
         with_vp_s = self.cost.t(L + 1 + n_extra) + self.vp_cost
         return (expected + self.vp_gain) / with_vp_s > expected / base_s
 
-    def _add_vp_rows(self, trie: Trie, anchor: int, d: np.ndarray, conf: np.ndarray) -> None:
-        points = [i for i in top_boundaries(conf, self.k) if i < len(d)]
+    def _add_vp_rows(self, trie: Trie, anchor: int, chain: Block) -> None:
+        """D2SD's VP rows (engine.methods.d2sd_cycle) on drafter 1's chain as cut; their pass is timed."""
+        points = reanchor_points(chain, self.k)
         if not points:
             return
-        rows = np.full((len(points), self.gamma), self.drafter.config.mask_token_id, dtype=np.int64)
-        rows[:, 0] = anchor
-        for r, i in enumerate(points):
-            rows[r, 1:i + 1] = d[:i]
         t = time.perf_counter()
-        vp_tokens, vp_conf = self.vp.draft(rows)
+        vp_tokens, vp_conf = vp_drafts(self.vp, self._row(anchor), chain, points)
         self.vp_s = time.perf_counter() - t
         self.vp_cost = self.vp_s if self.vp_cost == 0 else 0.8 * self.vp_cost + 0.2 * self.vp_s
-        for r, i in enumerate(points):
-            shared = trie.add_row(d[:i], DRAFTER1, conf[:i])
-            trie.add_row(vp_tokens[r, i + 1:], VP, vp_conf[r, i + 1:], start=shared[-1] if shared else 0)
+        merge(trie, chain, points, vp_tokens, vp_conf)
         self._last["vp_chain"] = True
 
 

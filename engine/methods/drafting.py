@@ -8,11 +8,12 @@ not depend on the user's sampler), so the acceptance walk stays lossless at any 
 from __future__ import annotations
 
 import heapq
-import time
 
 import numpy as np
 
-from engine.events import DRAFTER1, RESAMPLE, VP
+from engine.events import DRAFTER1, RESAMPLE
+from engine.methods import d2sd_cycle
+from engine.methods.d2sd_cycle import block_row, top_boundaries  # noqa: F401  (engine.train.evaluate imports it from here)
 from engine.tree import Trie
 
 
@@ -34,32 +35,6 @@ class DrafterSync:
             raise RuntimeError("the target captured no features: load it with the drafter's target_layer_ids")
         for d in self.drafters:
             d.append_context(features)
-
-
-def _survival(conf: np.ndarray) -> np.ndarray:
-    """prod_{k<=i} c_k for i = 0..len(conf)-1: the chance that the first i draft tokens are accepted."""
-    return np.concatenate([[1.0], np.cumprod(np.asarray(conf, dtype=np.float64))[:-1]])
-
-
-def rejection_boundaries(conf: np.ndarray) -> np.ndarray:
-    """r(i) = prod_{k<=i} c_k * (1 - c_{i+1}), i = 0..len(conf)-1: the chance that exactly i draft
-    tokens are accepted, from drafter 1's confidences c_1..c_{gamma-1} (conf[0] is c_1)."""
-    return _survival(conf) * (1.0 - np.asarray(conf, dtype=np.float64))
-
-
-def top_boundaries(conf: np.ndarray, k: int) -> list[int]:
-    """The K most likely rejection points i (most likely first)."""
-    r = rejection_boundaries(conf)
-    return [int(i) for i in np.argsort(-r, kind="stable")[:k]]
-
-
-def runner_up_points(conf: np.ndarray, runners_up: np.ndarray, k: int) -> list[tuple[int, int]]:
-    """The K likeliest (i, j), most likely first: drafter 1's first i draft tokens are accepted and its
-    rank-j token (j >= 1) is the target's at draft position i+1, with chance prod_{k<=i} c_k * p_j(i+1).
-    `runners_up`: [gamma-1, top-1] probabilities of ranks 1.. at positions 1..gamma-1."""
-    value = _survival(conf)[:, None] * np.asarray(runners_up, dtype=np.float64)
-    best = np.argsort(-value, axis=None, kind="stable")[:k]
-    return [(int(b) // value.shape[1], int(b) % value.shape[1] + 1) for b in best]
 
 
 class _DrafterMethod:
@@ -84,9 +59,7 @@ class _DrafterMethod:
         self.sync.observe(features)
 
     def block(self, anchor: int) -> np.ndarray:
-        row = np.full((1, self.gamma), self.drafter.config.mask_token_id, dtype=np.int64)
-        row[0, 0] = anchor
-        return row
+        return block_row(anchor, self.gamma, self.drafter.config.mask_token_id)
 
 
 class DFlash(_DrafterMethod):
@@ -150,13 +123,8 @@ class DDTree(_DrafterMethod):
 
 class D2SD(_DrafterMethod):
     """Dual drafters: drafter 1's block, then the VP drafter re-anchored at K points of it in one batched
-    pass; all rows merged into one trie (DESIGN §2).
-
-    Default (the paper's): the K likeliest rejection points i, each VP row seeing drafter 1's first i
-    tokens and redrawing position i+1 on. A VP drafter that agrees with drafter 1 there adds nothing
-    where the chain is most likely to break, so `alt=True` re-anchors on a runner-up instead: the K
-    likeliest (i, j) where drafter 1's first i tokens hold and its rank-j token at i+1 is the target's;
-    each row sees that token too, and the VP drafter continues after it."""
+    pass, all rows merged into one trie (the cycle in engine.methods.d2sd_cycle). The points are the
+    paper's likeliest rejection points, or with `alt=True` drafter 1's likeliest runner-up tokens."""
     name = "d2sd"
     vp_s = 0.0  # seconds the last propose spent on VP rows: generate() reports it apart from drafter 1
 
@@ -170,35 +138,6 @@ class D2SD(_DrafterMethod):
         self.sync = DrafterSync(drafter, self.vp)
 
     def propose(self, history, anchor) -> Trie:
-        block = self.block(anchor)
-        if self.alt:
-            ids, probs = self.drafter.draft_topk(block, self.top)
-            ids, probs = ids[0], probs[0]
-            d, c = ids[:, 0], probs[:, 0]
-            points = runner_up_points(c[1:], probs[1:, 1:], self.k)
-        else:
-            d, c = (x[0] for x in self.drafter.draft(block))
-            points = [(i, 0) for i in top_boundaries(c[1:], self.k)]
-        trie = Trie.rooted(anchor, self.budget)
-        trie.add_row(d[1:], DRAFTER1, c[1:])
-        t_vp = time.perf_counter()
-        if points:
-            rows = np.repeat(block, len(points), axis=0)
-            for r, (i, j) in enumerate(points):
-                rows[r, 1:i + 1] = d[1:i + 1]
-                if j:
-                    rows[r, i + 1] = ids[i + 1, j]
-            vp_tokens, vp_conf = self.vp.draft(rows)
-            for r, (i, j) in enumerate(points):
-                shared = trie.add_row(d[1:i + 1], DRAFTER1, c[1:i + 1])
-                node = shared[-1] if shared else 0
-                if len(shared) < i:
-                    continue  # the node budget ran out
-                if j:
-                    node = trie.add_node(node, int(ids[i + 1, j]), DRAFTER1, float(probs[i + 1, j]))
-                    if node is None:
-                        continue
-                tail = i + 1 + (j > 0)
-                trie.add_row(vp_tokens[r, tail:], VP, vp_conf[r, tail:], start=node)
-        self.vp_s = time.perf_counter() - t_vp
+        trie, self.vp_s = d2sd_cycle.propose(self.drafter, self.vp, anchor, self.gamma, self.k, self.alt,
+                                             self.top, self.budget)
         return trie

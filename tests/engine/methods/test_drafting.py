@@ -1,28 +1,14 @@
 """Drafter methods on the tiny target with untrained drafters: lossless whatever the drafts are."""
-import numpy as np
 import pytest
 
 from engine.drafters import Drafter, DrafterConfig, SharedHead
 from engine.events import DRAFTER1, VP, Finished
 from engine.generate import generate
 from engine.methods import make_method
-from engine.methods.drafting import rejection_boundaries, runner_up_points, top_boundaries
+from engine.methods.d2sd_cycle import draft_block, reanchor_points
 from engine.target import Target, TargetSettings
 from engine.verify import SamplerSettings
 from tests.engine.greedy_check import first_divergence, greedy_reference
-
-
-def test_rejection_boundaries_on_the_worked_example():
-    conf = [0.95, 0.84, 0.62, 0.70, 0.42]  # DESIGN §2.2, gamma = 6
-    np.testing.assert_allclose(rejection_boundaries(conf)[:5], [0.050, 0.152, 0.303, 0.148, 0.201], atol=1e-3)
-    assert top_boundaries(conf, 4) == [2, 4, 1, 3]
-
-
-def test_runner_up_points_weigh_each_runner_up_by_the_chance_of_reaching_it():
-    conf = [0.5, 0.9, 0.8]
-    runners_up = [[0.30, 0.10], [0.05, 0.01], [0.15, 0.02]]  # ranks 1 and 2 at draft positions 1..3
-    # reach: 1, 0.5, 0.45 -> values 0.30 0.10 / 0.025 0.005 / 0.0675 0.009
-    assert runner_up_points(conf, runners_up, 4) == [(0, 1), (0, 2), (2, 1), (1, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +55,16 @@ def test_runner_up_rows_branch_off_drafter1_with_its_second_choice(target, draft
     prompt = target.tokenize("def hello world")
     anchor, reused = target.prepare(prompt, max_reuse=method.context_len())
     method.start(prompt, reused, target.features)
-    ids, probs = d1.draft_topk(method.block(anchor), 4)
-    points = runner_up_points(probs[0, 1:, 0], probs[0, 1:, 1:], 3)
+    block = draft_block(d1, method.block(anchor), top=4)
+    points = reanchor_points(block, 3, runner_ups=True)
     trie = method.propose(target.tokens, anchor)
     for i, j in points:
         node = 0
-        for pos in range(1, i + 1):  # drafter 1's chain up to the branch point
-            node = trie.child(node, int(ids[0, pos, 0]))
-        branch = trie.child(node, int(ids[0, i + 1, j]))
+        for token in block.tokens[:i]:  # drafter 1's chain up to the branch point
+            node = trie.child(node, int(token))
+        branch = trie.child(node, int(block.ranked[i, j]))
         assert branch is not None and trie.sources[branch] == DRAFTER1
-        if i + 2 < 8:  # the VP drafter continues after the runner-up
+        if i + 1 < len(block.tokens):  # the VP drafter continues after the runner-up
             assert [trie.sources[c] for c in range(len(trie)) if trie.parents[c] == branch] == [VP]
 
 
