@@ -405,21 +405,27 @@ class Target:
 
     # ---- independent sequences side by side (data generation; not with `tokens`/trie decoding) -------
 
-    def prefill_sequence(self, seq: int, tokens: list[int]) -> np.ndarray:
-        """Start sequence `seq` afresh with `tokens` at positions 0..; returns the last token's logits.
+    def prefill_sequence(self, seq: int, tokens: list[int], all_logits: bool = False) -> np.ndarray:
+        """Start sequence `seq` afresh with `tokens` at positions 0..; returns the last token's logits
+        [n_vocab], or with `all_logits` every token's [len(tokens), n_vocab].
         Features of every token are in `features` afterwards."""
         if not tokens or len(tokens) > self.n_ctx // (1 if self.settings.kv_unified else self.n_seq_max):
             raise ContextOverflow(f"a sequence of {len(tokens)} tokens does not fit its share of the context")
         llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
-        feats = []
+        feats, logits = [], []
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start:start + self.n_batch]
             last = start + len(chunk) == len(tokens)
             self._decode(chunk, range(start, start + len(chunk)), [(seq,)] * len(chunk),
-                         [last and i == len(chunk) - 1 for i in range(len(chunk))])
+                         all_logits or [last and i == len(chunk) - 1 for i in range(len(chunk))])
             if self._capture:
                 feats.append(self._capture.take())
+            if all_logits:
+                ptr = llama_cpp.llama_get_logits(self._ctx)
+                logits.append(np.ctypeslib.as_array(ptr, shape=(len(chunk), self.n_vocab)).copy())
         self.features = np.concatenate(feats) if feats else None
+        if all_logits:
+            return np.concatenate(logits)
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 

@@ -12,7 +12,9 @@ without the batch noise that can flip a near-tie token of a regenerated answer.
 Layout of `folder`: meta.json (target sha256, layers, limits) and per shard `shard-NNNNN.npz`
 (tokens int32 concatenated, per sample: prompt index, token start, prompt length, feature start) plus
 `shard-NNNNN.features.npy` (float16 [rows, len(layers) * n_embd]; sample i has len(tokens_i) - 1
-rows: position p's row is the target's layer outputs after reading token p). Read with `Dataset`.
+rows: position p's row is the target's layer outputs after reading token p) and, when the settings keep
+`topk`, `topk-NNNNN.npz` (the target's `topk` most likely next tokens and their log-probabilities
+after reading token p, in the same rows; prompt rows before the last hold id -1). Read with `Dataset`.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class DataSettings:
     shard_samples: int = 24
     n_threads: int | None = None
     adapt_threads: bool = True  # time 1 thread against n_threads as it goes (ThreadChooser)
+    topk: int = 16            # the target's most likely next tokens kept per answer position (0: none)
 
 
 @dataclass
@@ -47,6 +50,25 @@ class _Slot:
     tokens: list[int]
     n_prompt: int
     features: list[np.ndarray] = field(default_factory=list)
+    top: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (ids, log-probabilities) rows
+
+
+def top_logprobs(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k most likely tokens of each row of `logits` [n, vocab], most likely first, with their
+    log-probabilities: (int32 [n, k], float16 [n, k])."""
+    logits = np.atleast_2d(logits)
+    top = np.argpartition(logits, -k, axis=1)[:, -k:]
+    picked = np.take_along_axis(logits, top, axis=1)
+    order = np.argsort(-picked, axis=1)
+    top, picked = np.take_along_axis(top, order, axis=1), np.take_along_axis(picked, order, axis=1)
+    peak = logits.max(axis=1, keepdims=True)
+    logz = peak + np.log(np.exp(logits - peak).sum(axis=1, keepdims=True))
+    return top.astype(np.int32), (picked - logz).astype(np.float16)
+
+
+def _unknown_rows(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows for prompt positions, whose next-token distribution no training row reads."""
+    return np.full((n, k), -1, dtype=np.int32), np.zeros((n, k), dtype=np.float16)
 
 
 def _shards(folder: Path) -> list[Path]:
@@ -69,6 +91,11 @@ def _write_shard(folder: Path, samples: list[_Slot]) -> None:
     tmp = folder / f"{name}.features.tmp.npy"
     np.save(tmp, feats)
     os.replace(tmp, folder / f"{name}.features.npy")
+    if samples[0].top:
+        tmp = folder / f"topk-{n:05d}.tmp.npz"
+        np.savez(tmp, ids=np.concatenate([t[0] for x in samples for t in x.top]),
+                 logp=np.concatenate([t[1] for x in samples for t in x.top]))
+        os.replace(tmp, folder / f"topk-{n:05d}.npz")
     tmp = folder / f"{name}.tmp.npz"
     np.savez(tmp, tokens=np.concatenate([np.asarray(s.tokens, dtype=np.int32) for s in samples]),
              prompt_index=np.array([s.index for s in samples]),
@@ -88,7 +115,8 @@ def _check_meta(folder: Path, meta: dict) -> None:
     path = folder / META
     if path.exists():
         old = json.loads(path.read_text())
-        for key in ("target_sha256", "layers", "max_new"):
+        old.setdefault("topk", 0)  # data made before top-k was kept holds none
+        for key in ("target_sha256", "layers", "max_new", "topk"):
             if old.get(key) != meta[key]:
                 raise ValueError(f"{folder} holds data made with another {key} ({old.get(key)} vs "
                                  f"{meta[key]}); pick another folder or delete it")
@@ -222,6 +250,8 @@ def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: Data
                 logits = target.prefill_sequence(k, tokens)
                 slots[k] = _Slot(index, list(tokens), len(tokens),
                                  [target.features.astype(np.float16)] if capture else [])
+                if s.topk:
+                    slots[k].top = [_unknown_rows(len(tokens) - 1, s.topk), top_logprobs(logits, s.topk)]
                 nxt[k] = int(logits.argmax())
         active = [k for k in range(s.slots) if slots[k] is not None]
         if not active:
@@ -244,6 +274,8 @@ def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: Data
             for row, k in enumerate(still):
                 if capture:
                     slots[k].features.append(target.features[row:row + 1].astype(np.float16))
+                if s.topk:
+                    slots[k].top.append(top_logprobs(logits[row], s.topk))
                 nxt[k] = int(logits[row].argmax())
 
 
@@ -258,7 +290,7 @@ def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: 
 
     s = settings
     _check_meta(folder, {"target_sha256": target_sha256, "layers": list(s.layers), "max_new": s.max_new,
-                         "max_prompt": s.max_prompt})
+                         "max_prompt": s.max_prompt, "topk": s.topk})
     have = Dataset(folder).answer_tokens() if _shards(folder) else 0
     done = done_prompts(folder)
     progress = Progress("data", max_answer_tokens, start=have, log=log)
@@ -280,8 +312,11 @@ def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: 
                 break
             if index in done or n_prompt > s.max_prompt:
                 continue
-            target.prefill_sequence(0, [int(t) for t in tokens[:-1]])
-            keep(_Slot(index, [int(t) for t in tokens], n_prompt, [target.features.astype(np.float16)]))
+            logits = target.prefill_sequence(0, [int(t) for t in tokens[:-1]], all_logits=bool(s.topk))
+            sample = _Slot(index, [int(t) for t in tokens], n_prompt, [target.features.astype(np.float16)])
+            if s.topk:
+                sample.top = [top_logprobs(logits, s.topk)]
+            keep(sample)
         todo = (i for i in range(len(prompts)) if i not in done)
         for sample in answer_side_by_side(target, prompts, todo, s, stop=stop,
                                           enough=lambda pending: have + pending >= max_answer_tokens):
@@ -298,7 +333,7 @@ class Dataset:
     def __init__(self, folder: Path):
         self.folder = folder
         self.meta = json.loads((folder / META).read_text())
-        self._tokens, self._features, self._index = [], [], []
+        self._tokens, self._features, self._top, self._index = [], [], [], []
         for shard in _shards(folder):
             with np.load(shard) as z:
                 tokens = z["tokens"]
@@ -307,6 +342,12 @@ class Dataset:
                                         int(z["n_prompt"][j]), int(z["prompt_index"][j])))
             self._tokens.append(tokens)
             self._features.append(np.load(shard.with_name(shard.stem + ".features.npy"), mmap_mode="r"))
+            top = shard.with_name(shard.stem.replace("shard-", "topk-") + ".npz")
+            if top.exists():
+                with np.load(top) as z:
+                    self._top.append((z["ids"], z["logp"]))
+            else:
+                self._top.append(None)
         self.lengths = np.array([self._sample_len(i) for i in range(len(self._index))], dtype=np.int64)
 
     def _sample_len(self, i: int) -> int:
@@ -322,6 +363,17 @@ class Dataset:
         shard, start, fstart, n_prompt, _ = self._index[i]
         n = int(self.lengths[i])
         return self._tokens[shard][start:start + n], n_prompt, self._features[shard][fstart:fstart + n - 1]
+
+    def top(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The target's top-k next tokens and log-probabilities of sample i: (int32, float16) [n - 1, k],
+        row p after reading token p, as its features."""
+        shard, _, fstart, _, _ = self._index[i]
+        if self._top[shard] is None:
+            raise ValueError(f"{self.folder} holds no top-k log-probabilities for sample {i} "
+                             "(data made without them: train with hard labels, or make the data again)")
+        ids, logp = self._top[shard]
+        n = int(self.lengths[i])
+        return ids[fstart:fstart + n - 1], logp[fstart:fstart + n - 1]
 
     def prompt_index(self, i: int) -> int:
         return self._index[i][4]

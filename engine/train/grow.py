@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
         target = ensure()
     deadline = None if a.hours is None else time.time() + a.hours * 3600
-    settings = DataSettings(layers=(), slots=recipe.slots, max_new=recipe.max_new, n_threads=a.threads)
+    settings = DataSettings(layers=(), slots=recipe.slots, max_new=recipe.max_new, n_threads=a.threads, topk=0)
     try:
         with stop_requested((signal.SIGINT, signal.SIGTERM)) as stopped:
             grow(target, Path(a.answers), training_prompts(recipe.seed), settings,

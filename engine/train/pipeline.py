@@ -45,6 +45,8 @@ class Recipe:
     head_dim: int = 64
     block_size: int = 16
     vocab_size: int = 8192                      # draft vocabulary
+    topk: int = 16                              # target top-k log-probabilities kept per answer position
+    labels: str = "hard"                        # drafters learn the answer ("hard") or the target's top-k
     block_steps: int = 2000
     vp_steps: int = 600
     anchors_per_step: int = 48
@@ -92,6 +94,57 @@ def count_vocab(ds: data_stage.Dataset, samples: list[int], n_vocab: int) -> np.
     return counts
 
 
+def make_data(target: Path, sha: str, folder: Path, recipe: Recipe, *, prompts: list[str] | None = None,
+              n_threads: int | None = None, answers: Path | None = None, stop=lambda: False, log=print) -> bool:
+    """The data stage: `recipe.data_tokens` answer tokens in `folder`, saved answers first (features
+    recaptured), then new ones; True once they are all there. `answers` is rewritten with every answer."""
+    from engine.train.prompts import training_prompts
+
+    layers = data_layers(folder, recipe)
+    have = data_stage.Dataset(folder).answer_tokens() if (folder / data_stage.META).exists() and \
+        list(folder.glob("shard-*.npz")) else 0
+    if have < recipe.data_tokens:
+        settings = data_stage.DataSettings(layers=layers, slots=recipe.slots, max_new=recipe.max_new,
+                                           n_threads=n_threads, topk=recipe.topk)
+        saved = data_stage.load_answers(answers, sha, recipe.max_new) if answers and answers.exists() else None
+        data_stage.generate(target, sha, prompts or training_prompts(recipe.seed), folder, settings,
+                            max_answer_tokens=recipe.data_tokens, saved=saved, stop=stop, log=log)
+        if stop():
+            return False
+    if answers and (not answers.exists() or len(data_stage.load_answers(answers, sha, recipe.max_new)) <
+                    len(data_stage.done_prompts(folder))):
+        data_stage.save_answers(folder, answers)
+    return True
+
+
+def setup(target: Path, folder: Path, recipe: Recipe, heldout_every: int = 20):
+    """What every drafter trains against, from the data in `folder`: (dataset, train and held-out sample
+    indices, drafter config, Frozen with the draft vocabulary counted on the training answers)."""
+    ds = data_stage.Dataset(folder)
+    train_ids, held_ids = heldout(ds, heldout_every)
+    layers = data_layers(folder, recipe)
+    head = SharedHead.from_gguf(target)
+    info = head.info
+    config = drafter_config(recipe, info.n_embd, info.n_vocab, info.n_layer)
+    counts = count_vocab(ds, train_ids, info.n_vocab)
+    vocab = DraftVocab.from_counts(counts, min(recipe.vocab_size, int((counts > 0).sum())))
+    embedding, output = head.weights(torch.device("cpu"), torch.float32)
+    columns = feature_columns(config, layers)
+    scale = feature_scale(ds, train_ids, columns, seed=recipe.seed) if recipe.scale_features else None
+    return ds, train_ids, held_ids, config, Frozen(embedding, output, vocab, config, layers, scale)
+
+
+def data_record(ds: data_stage.Dataset, train_ids: list[int], held_ids: list[int], frozen: Frozen) -> dict:
+    return {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),
+            "answer_tokens": ds.answer_tokens(), "tokens": int(ds.lengths.sum()), "layers": list(frozen.data_layers)}
+
+
+def vocab_record(ds: data_stage.Dataset, train_ids: list[int], frozen: Frozen) -> dict:
+    counts = count_vocab(ds, train_ids, len(frozen.to_draft))
+    return {"size": len(frozen.vocab),
+            "answer_coverage": round(float(counts[frozen.vocab.ids].sum() / counts.sum()), 4)}
+
+
 def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, prompts: list[str] | None = None,
         n_threads: int | None = None, answers: Path | None = None, log=print) -> dict | None:
     """Run or continue the stages; returns the evaluation when everything is done, None when the
@@ -116,42 +169,20 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
         record["seconds"][stage] = round(record["seconds"].get(stage, 0) + time.time() - since, 1)
         record_path.write_text(json.dumps(record, indent=1))
 
-    from engine.train.prompts import training_prompts
     t = time.time()
-    folder = work / "data"
-    layers = data_layers(folder, recipe)
-    have = data_stage.Dataset(folder).answer_tokens() if (folder / data_stage.META).exists() and \
-        list(folder.glob("shard-*.npz")) else 0
-    if have < recipe.data_tokens:
-        settings = data_stage.DataSettings(layers=layers, slots=recipe.slots,
-                                           max_new=recipe.max_new, n_threads=n_threads)
-        saved = data_stage.load_answers(answers, sha, recipe.max_new) if answers and answers.exists() else None
-        data_stage.generate(target, sha, prompts or training_prompts(recipe.seed), folder, settings,
-                            max_answer_tokens=recipe.data_tokens, saved=saved, stop=out_of_time, log=log)
+    if not make_data(target, sha, work / "data", recipe, prompts=prompts, n_threads=n_threads, answers=answers,
+                     stop=out_of_time, log=log):
         spent("data", t)
-        if out_of_time():
-            return None
-    if answers and (not answers.exists() or len(data_stage.load_answers(answers, sha, recipe.max_new)) <
-                    len(data_stage.done_prompts(folder))):
-        data_stage.save_answers(folder, answers)
-    ds = data_stage.Dataset(folder)
-    train_ids, held_ids = heldout(ds)
-    record["data"] = {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),
-                      "answer_tokens": ds.answer_tokens(), "tokens": int(ds.lengths.sum()), "layers": list(layers)}
-
-    head = SharedHead.from_gguf(target)
-    info = head.info
-    config = drafter_config(recipe, info.n_embd, info.n_vocab, info.n_layer)
-    counts = count_vocab(ds, train_ids, info.n_vocab)
-    vocab = DraftVocab.from_counts(counts, min(recipe.vocab_size, int((counts > 0).sum())))
-    record["vocab"] = {"size": len(vocab), "answer_coverage": round(float(counts[vocab.ids].sum() / counts.sum()), 4)}
-    embedding, output = head.weights(torch.device("cpu"), torch.float32)
-    columns = feature_columns(config, layers)
-    scale = feature_scale(ds, train_ids, columns, seed=recipe.seed) if recipe.scale_features else None
-    frozen = Frozen(embedding, output, vocab, config, layers, scale)
+        return None
+    spent("data", t)
+    ds, train_ids, held_ids, config, frozen = setup(target, work / "data", recipe)
+    vocab = frozen.vocab
+    record["data"] = data_record(ds, train_ids, held_ids, frozen)
+    record["vocab"] = vocab_record(ds, train_ids, frozen)
 
     common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed,
-                  scaled_features=scale is not None, sample_positions=recipe.sample_positions)
+                  scaled_features=frozen.scale is not None, sample_positions=recipe.sample_positions,
+                  labels=recipe.labels)
 
     def heldout_check(drafter1: DFlashModel | None) -> Callable[[DFlashModel], dict]:
         """Held-out acceptance of the model in training: as drafter 1 (`drafter1` None; it then also

@@ -50,10 +50,13 @@ class TrainSettings:
     eval_every: int = 500       # held-out acceptance, when train() is given an evaluation
     scaled_features: bool = False  # trained on features divided by their channel RMS (Frozen.scale)
     sample_positions: bool = True  # score a weight-proportional sample of positions (objectives.sample_positions)
+    labels: str = "hard"        # "hard": the answer's tokens; "topk": the target's top-k distribution there
 
     def __post_init__(self):
         if self.objective not in ("block", "vp"):
             raise ValueError(f"objective must be 'block' or 'vp', got {self.objective!r}")
+        if self.labels not in ("hard", "topk"):
+            raise ValueError(f"labels must be 'hard' or 'topk', got {self.labels!r}")
 
 
 def feature_columns(config: DrafterConfig, data_layers: tuple[int, ...]) -> np.ndarray:
@@ -128,14 +131,34 @@ def hidden_states(model: DFlashModel, frozen: Frozen, feats: np.ndarray, rows: R
     return model(emb, torch.as_tensor(rows.positions), kv, visible)
 
 
-def row_loss(model: DFlashModel, frozen: Frozen, feats: np.ndarray, rows: Rows) -> torch.Tensor:
+def soft_targets(frozen: Frozen, top: tuple[np.ndarray, np.ndarray], positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target's distribution over the token at each of `positions` (its top-k after reading the token
+    before), restricted to the draft vocabulary and renormalised: (draft ids [S, k], probabilities [S, k];
+    ids outside the draft vocabulary get probability 0 and id 0)."""
+    ids, logp = top
+    rows = positions - 1
+    draft = frozen.to_draft[torch.from_numpy(np.maximum(ids[rows], 0).astype(np.int64))]
+    known = (draft != IGNORE) & torch.from_numpy(ids[rows] >= 0)
+    p = torch.from_numpy(logp[rows].astype(np.float32)).exp() * known
+    return draft.clamp_min(0), p / p.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def row_loss(model: DFlashModel, frozen: Frozen, feats: np.ndarray, rows: Rows,
+             top: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+    """Weighted cross-entropy of the scored positions against the answer's tokens, or with `top` (the
+    sample's `Dataset.top`) against the target's own top-k distribution at each position: exact there,
+    because the answer is the target's greedy text, and it says how close the runner-ups came."""
     weights = torch.as_tensor(rows.weights)
     scored = weights > 0
     hidden = hidden_states(model, frozen, feats, rows)[scored]
     labels = frozen.to_draft[torch.as_tensor(rows.labels)[scored]]
     w = weights[scored] * (labels != IGNORE)
     logits = hidden @ frozen.output.T
-    losses = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="none")
+    if top is None:
+        losses = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="none")
+    else:
+        ids, p = soft_targets(frozen, top, rows.positions[scored.numpy()])
+        losses = -(p * torch.log_softmax(logits, dim=-1).gather(1, ids)).sum(1)
     return (losses * w).sum() / w.sum().clamp_min(1e-6)
 
 
@@ -219,7 +242,7 @@ def train(model: DFlashModel, frozen: Frozen, ds: Dataset, samples: list[int], f
         rows = step_rows(settings, tokens, n_prompt, c.block_size, c.mask_token_id, rng)
         for group in opt.param_groups:
             group["lr"] = lr_at(settings, step)
-        loss = row_loss(model, frozen, feats, rows)
+        loss = row_loss(model, frozen, feats, rows, ds.top(int(order[step])) if settings.labels == "topk" else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -39,12 +39,20 @@ def test_data_is_the_targets_greedy_answer_with_its_features(tiny_data, tiny_ggu
     assert feats.shape == (len(tokens) - 1, 2 * 64) and feats.dtype == np.float16
     with Target.load(tiny_gguf, TargetSettings(n_ctx=256, n_threads=1, capture_layers=(0, 1))) as t:
         anchor, _ = t.prepare(list(tokens[:n_prompt]))
-        # the stored answer is what plain greedy decoding of the same prompt produces
-        out = []
+        # the stored answer is what plain greedy decoding of the same prompt produces, and the stored
+        # top-k is that decoding's own distribution at every answer position
+        out, expected = [], []
         for tok in [anchor] + list(tokens[n_prompt:-1]):
             logits = t.decode_sequences([(0, len(t.tokens) + len(out), int(tok))])
             out.append(int(logits[0].argmax()))
+            expected.append(torch.log_softmax(torch.from_numpy(logits[0]), -1).topk(16))
         assert out[:len(tokens) - n_prompt] == list(tokens[n_prompt:])
+    ids, logp = ds.top(1)
+    assert ids.shape == logp.shape == (len(tokens) - 1, 16) and (ids[:n_prompt - 1] == -1).all()
+    assert list(ids[n_prompt - 1:, 0]) == list(tokens[n_prompt:])
+    for row, e in zip(range(n_prompt - 1, len(tokens) - 1), expected):
+        np.testing.assert_allclose(logp[row].astype(np.float32), e.values.numpy(), atol=0.02)
+        assert set(ids[row, :8]) == set(e.indices.numpy()[:8])  # past the first few, near-ties may swap
 
 
 def test_data_generation_resumes_without_repeating_prompts(tiny_data, tiny_gguf):
@@ -89,6 +97,10 @@ def test_saved_answers_rebuild_the_data_with_one_prefill_each(tiny_data, tiny_gg
         assert list(tokens) == list(old_tokens) and n_prompt == old_n_prompt
         # one prefill instead of token-by-token decodes: llama.cpp's batch noise, a float16 step or two
         np.testing.assert_allclose(feats.astype(np.float32), old_feats.astype(np.float32), atol=0.02, rtol=0)
+        old_i = next(j for j in range(len(old)) if old.prompt_index(j) == new.prompt_index(i))
+        answer = slice(n_prompt - 1, None)  # prompt rows: the generated data kept only the last one
+        np.testing.assert_allclose(new.top(i)[1][answer].astype(np.float32),
+                                   old.top(old_i)[1][answer].astype(np.float32), atol=0.05)
     with pytest.raises(ValueError, match="another target"):
         data_stage.load_answers(path, "0" * 64, max_new=24)
     with pytest.raises(ValueError, match="at most 24 tokens"):
@@ -242,3 +254,59 @@ def test_resume_refuses_a_checkpoint_trained_on_other_feature_scaling(tiny_data,
         train(DFlashModel.untrained(config, 0), scaled, ds, samples, tmp_path, more, log=lambda m: None)
     with pytest.raises(ValueError, match="scaled_features"):
         train(DFlashModel.untrained(config, 0), scaled, ds, samples, tmp_path / "b", settings, log=lambda m: None)
+
+
+def test_top_logprobs_are_the_most_likely_tokens_most_likely_first():
+    logits = np.random.default_rng(0).normal(size=(5, 300)).astype(np.float32) * 3
+    ids, logp = data_stage.top_logprobs(logits, 4)
+    want = torch.log_softmax(torch.from_numpy(logits), -1).topk(4)
+    assert ids.dtype == np.int32 and logp.dtype == np.float16
+    assert ids.tolist() == want.indices.tolist()
+    np.testing.assert_allclose(logp.astype(np.float32), want.values.numpy(), atol=2e-3)
+
+
+def test_topk_labels_of_a_certain_target_are_the_hard_labels_and_spread_ones_differ(tiny_data, tiny_gguf):
+    from engine.train.trainer import row_loss, step_rows
+
+    ds, config, frozen = _setup(tiny_gguf, tiny_data[0])
+    i = max(range(len(ds)), key=lambda j: len(ds.sample(j)[0]) - ds.sample(j)[1])
+    tokens, n_prompt, feats = ds.sample(i)
+    settings = TrainSettings("block", steps=1, anchors_per_step=8, sample_positions=False)
+    rows = step_rows(settings, tokens, n_prompt, config.block_size, config.mask_token_id, np.random.default_rng(1))
+    model = DFlashModel.untrained(config, 0)
+    certain_ids = np.full((len(tokens) - 1, 3), -1, dtype=np.int32)
+    certain_ids[:, 0] = tokens[1:]
+    certain = (certain_ids, np.zeros((len(tokens) - 1, 3), dtype=np.float16))
+    with torch.no_grad():
+        hard = float(row_loss(model, frozen, feats, rows))
+        assert float(row_loss(model, frozen, feats, rows, certain)) == pytest.approx(hard, rel=1e-5)
+        assert float(row_loss(model, frozen, feats, rows, ds.top(i))) != pytest.approx(hard, rel=1e-3)
+
+
+def test_ablation_trains_each_variant_once_on_the_same_data(tiny_gguf, tmp_path):
+    from engine.train import ablation
+
+    recipe = replace(RECIPE, data_tokens=100)
+    with pytest.raises(ValueError, match="field=value"):
+        ablation.run(tiny_gguf, None, recipe, ["base", "labels"], steps=3, log=lambda m: None)
+    assert not list(work_dir(file_sha256(tiny_gguf)).glob("ablation-data-*"))  # refused before any data work
+    answers = tmp_path / "answers.npz"
+    data_stage.write_answers(answers, {i: (np.array(t), n) for i, (t, n) in enumerate(_answers(tiny_gguf))},
+                             file_sha256(tiny_gguf), recipe.max_new)
+    first = ablation.run(tiny_gguf, answers, recipe, ["base", "labels=topk,intermediate_size=48"], steps=3,
+                         n_threads=1, log=lambda m: None)
+    assert set(first) == {"base", "labels=topk,intermediate_size=48"}
+    assert first["labels=topk,intermediate_size=48"]["parameters"] > first["base"]["parameters"]
+    assert all(r["steps"] == 3 and r["heldout_rows"] > 0 and 0 <= r["first_token"] <= 1 for r in first.values())
+    again = ablation.run(tiny_gguf, answers, recipe, ["base"], steps=3, log=lambda m: None)
+    assert again["base"] == first["base"]  # done already: not trained again
+    assert "| base |" in ablation.table(again)
+
+
+def _answers(tiny_gguf) -> list[tuple[list[int], int]]:
+    """Token ids as the answers file holds them: prompt then a made-up answer (recapture reads any text)."""
+    from engine.target import Target, TargetSettings
+
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=256, n_threads=1)) as t:
+        prompts = [t.chat_tokens([{"role": "user", "content": p}]) for p in PROMPTS[:24]]
+    return [(p + p[:20], len(p)) for p in prompts]

@@ -1,0 +1,127 @@
+"""Drafter 1 variants trained side by side on the same data for the same number of steps, each measured
+on the same held-out answers: which change to the recipe buys acceptance.
+
+    python -m engine.train.ablation --answers data/<target>-answers.npz --data-tokens 40000 --steps 1200 \
+        --variant base --variant labels=topk --variant intermediate_size=1152
+
+A variant is `base` or recipe fields `name=value` joined by `,`. Data comes from the training cache's
+folder for the target (recaptured from `--answers` as `d2sd train` does); each variant trains in its own
+folder beside it, so a stopped run continues, and results go to `ablation.json` there as they come.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from engine.drafters.cache import file_sha256
+from engine.drafters.model import DFlashModel
+from engine.train.evaluate import acceptance
+from engine.train.pipeline import Recipe, data_record, make_data, setup, work_dir
+from engine.train.trainer import TrainSettings, train
+
+TRAINING_FIELDS = ("labels", "intermediate_size", "num_layers", "heads", "kv_heads", "head_dim", "lr",
+                   "anchors_per_step", "layers", "vocab_size", "scale_features", "sample_positions")
+
+
+def parse_variant(text: str, base: Recipe) -> Recipe:
+    """`base`, or `field=value[,field=value]` over the base recipe (only fields that shape drafter 1's
+    training; the data is shared)."""
+    if text == "base":
+        return base
+    changes = {}
+    types = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        if name not in TRAINING_FIELDS or not value:
+            raise ValueError(f"--variant {text!r}: {part!r} is not field=value for one of {', '.join(TRAINING_FIELDS)}")
+        kind = types[name]
+        try:
+            if "tuple" in str(kind):
+                changes[name] = tuple(int(v) for v in value.split("+"))
+            elif kind in ("bool", bool):
+                changes[name] = {"1": True, "true": True, "0": False, "false": False}[value.lower()]
+            elif kind in ("int", int):
+                changes[name] = int(value)
+            elif kind in ("float", float):
+                changes[name] = float(value)
+            else:
+                changes[name] = value
+        except (ValueError, KeyError):
+            raise ValueError(f"--variant {text!r}: {value!r} is not a valid {kind} for {name}") from None
+    return dataclasses.replace(base, **changes)
+
+
+def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], steps: int, *,
+        heldout_every: int = 10, n_threads: int | None = None, log=print) -> dict:
+    recipes = {v: parse_variant(v, base) for v in variants}  # every variant checked before hours of work
+    sha = file_sha256(target)
+    work = work_dir(sha)
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    folder = work / f"ablation-data-{base.data_tokens}"
+    make_data(target, sha, folder, base, n_threads=n_threads, answers=answers, log=log)
+    results_path = folder / "ablation.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for name, recipe in recipes.items():
+        if results.get(name, {}).get("steps") == steps:
+            continue
+        ds, train_ids, held_ids, config, frozen = setup(target, folder, recipe, heldout_every)
+        model = DFlashModel.untrained(config, recipe.seed)
+        settings = TrainSettings("block", steps, anchors_per_step=recipe.anchors_per_step, lr=recipe.lr,
+                                 seed=recipe.seed, scaled_features=frozen.scale is not None,
+                                 sample_positions=recipe.sample_positions, labels=recipe.labels, eval_every=10 ** 9)
+        t = time.time()
+        train(model, frozen, ds, train_ids, folder / "variants" / name.replace("/", "_"), settings, log=log)
+        seconds = time.time() - t
+        e = acceptance(model, model, frozen, ds, held_ids)
+        results[name] = {"steps": steps, "train_seconds": round(seconds, 1),
+                         "parameters": sum(p.numel() for p in model.parameters()),
+                         "first_token": e["acceptance_by_position"][0], "second_token": e["acceptance_by_position"][1],
+                         "tau_dflash": round(e["tau_dflash"], 3), "tau_d2sd_reuse": round(e["tau_d2sd"], 3),
+                         "heldout_rows": e["rows"], "data": data_record(ds, train_ids, held_ids, frozen)}
+        results_path.write_text(json.dumps(results, indent=1))
+        log(f"[ablation] {name}: first token {results[name]['first_token']:.3f}, "
+            f"tau dflash {results[name]['tau_dflash']:.2f} ({seconds / 60:.1f} min)")
+    return results
+
+
+def table(results: dict) -> str:
+    lines = ["| variant | parameters | steps | minutes | first token | second token | τ dflash | τ d2sd (reuse) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['parameters'] / 1e6:.1f}M | {r['steps']} | {r['train_seconds'] / 60:.0f} | "
+                     f"{r['first_token']:.3f} | {r['second_token']:.3f} | {r['tau_dflash']:.2f} | {r['tau_d2sd_reuse']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine.train.ablation", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", type=Path, help="target GGUF (default: the embedded Qwen2.5-Coder-1.5B-Instruct)")
+    ap.add_argument("--answers", type=Path, help="saved answers whose features are recaptured")
+    ap.add_argument("--data-tokens", type=int, default=40_000, help="answer tokens of data (default 40000)")
+    ap.add_argument("--steps", type=int, default=1200, help="training steps of every variant (default 1200)")
+    ap.add_argument("--variant", action="append", default=[], help="base, or field=value[,field=value]")
+    ap.add_argument("--threads", type=int, help="torch and llama.cpp threads (default: every core)")
+    a = ap.parse_args(argv)
+    if a.target is None:
+        from engine.store.embedded import ensure
+
+        a.target = ensure()
+    try:
+        results = run(a.target, a.answers, Recipe(data_tokens=a.data_tokens), a.variant or ["base"], a.steps,
+                      n_threads=a.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (ValueError, OSError) as e:
+        print(f"ablation: error: {e}", file=sys.stderr)
+        return 1
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
