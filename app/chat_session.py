@@ -73,13 +73,15 @@ class ChatSession(QObject):
     # ---- model ---------------------------------------------------------------------------------------
 
     def load_model(self, path: str) -> None:
-        """Stops a running answer (it is kept, marked stopped) before the engine switches models."""
+        """Stops a running answer (it is kept, marked stopped) before the engine switches models; the
+        server, when the settings turn it on, moves to the new model."""
         self.model_ready = False
         self.model_loading = True
         self.model_path = path
         self.model_changed.emit(f"Loading {path} …")
         s = self.settings
-        self.engine.load(path, TargetSettings(n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers))
+        self.engine.load(path, TargetSettings(n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers),
+                         s.server_options())
 
     def _on_loaded(self, path: str, name: str) -> None:
         if path != self.model_path:

@@ -106,6 +106,10 @@ class MainWindow(QMainWindow):
         self.measure_label.hide()
         self._measure_started = 0.0
         self._measure_timer = QTimer(self, interval=1000, timeout=self._show_measuring)
+        self.serve_label = QLabel()   # where the model is served to other tools, when it is
+        self.serve_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.serve_label.hide()
+        self.statusBar().addPermanentWidget(self.serve_label)
         self.statusBar().addPermanentWidget(self.measure_label)
         self.statusBar().addPermanentWidget(self.loading)
         self.statusBar().addPermanentWidget(self.model_label)
@@ -164,6 +168,8 @@ class MainWindow(QMainWindow):
         s.answer_finished.connect(lambda _stats: self.tree.flush())
         self.engine.worker.cost_curve.connect(self.stats.model_changed)
         self.engine.worker.measured.connect(self.stats.set_curve)
+        self.engine.worker.serving.connect(self._on_serving)
+        self.engine.worker.serve_failed.connect(self._on_serve_failed)
         s.measuring_changed.connect(self._on_measuring)
         self.prompt.submitted.connect(self.send)
         self.chat.action.connect(self._on_message_action)
@@ -269,8 +275,10 @@ class MainWindow(QMainWindow):
             self.notify(f"Importing {path}…")
 
     def apply_settings(self, new: AppSettings) -> None:
-        """Saves, then reloads the model if a setting that shapes it changed (stopping any answer)."""
+        """Saves, then reloads the model if a setting that shapes it changed (stopping any answer; the
+        server follows the model), else starts, moves or stops the server as its settings say."""
         reload = any(getattr(new, f) != getattr(self.settings, f) for f in RELOAD_FIELDS)
+        serving = new.server_options() != self.settings.server_options()
         for name, value in vars(new).items():
             setattr(self.settings, name, value)   # the session shares this object
         save_settings(self.settings)
@@ -278,10 +286,11 @@ class MainWindow(QMainWindow):
         self.legend.setVisible(self.settings.show_provenance)
         self.show_current()
         self._show_model_status()
-        if reload:
-            path = self._resolve_model(self.settings, self)
-            if path:
-                self.load_model(str(path))
+        path = self._resolve_model(self.settings, self) if reload else None
+        if path:
+            self.load_model(str(path))
+        elif serving:
+            self.engine.serve(self.settings.server_options())
 
     # ---- views -----------------------------------------------------------------------------------------------
 
@@ -350,6 +359,18 @@ class MainWindow(QMainWindow):
     def _show_measuring(self) -> None:
         seconds = time.monotonic() - self._measure_started
         self.measure_label.setText(f"Measuring this machine's verify cost… {seconds:.0f} s")
+
+    def _on_serving(self, url: str, model_id: str) -> None:
+        self.serve_label.setVisible(bool(url))
+        self.serve_label.setText(f"Serving at {url}")
+        self.serve_label.setToolTip(f"The OpenAI API for other tools on this model (model id {model_id!r}); "
+                                    "turn it off in File → Settings")
+
+    def _on_serve_failed(self, reason: str) -> None:
+        self.serve_label.show()
+        self.serve_label.setText("Not serving")
+        self.serve_label.setToolTip(reason)
+        self.notify(f"Could not serve the model: {reason}")
 
     def _on_model_changed(self, text: str) -> None:
         loading = not self.session.model_ready and text.startswith("Loading")

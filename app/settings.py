@@ -39,10 +39,23 @@ class AppSettings:
     max_tokens: int = 1024
     show_provenance: bool = False   # colour answer text by which proposer produced each token
     theme: str = "system"           # "system" follows the desktop's palette; or "light", "dark"
+    serve: bool = False             # serve the loaded model to other tools with the OpenAI API (as `d2sd serve`)
+    serve_host: str = "127.0.0.1"   # any address that is not loopback needs serve_api_key
+    serve_port: int = 8080
+    serve_api_key: str = ""
 
     def method_params(self) -> dict:
         """Keyword arguments for make_method: the knobs the chosen method uses."""
         return {_METHOD_KWARGS[name]: getattr(self, name) for name in METHOD_KNOBS.get(self.method, ())}
+
+    def server_options(self) -> dict | None:
+        """engine.server.serve.LocalServer's keywords for serving the app's model with the app's method
+        (so the window and the clients share one built method), or None when serving is off."""
+        if not self.serve:
+            return None
+        return {"method": self.method, "params": self.method_params(),
+                "drafters": (self.drafter_dir, self.vp_drafter_dir), "host": self.serve_host,
+                "port": self.serve_port, "api_key": self.serve_api_key or None}
 
 
 def settings_path() -> Path:
@@ -68,5 +81,8 @@ def save_settings(settings: AppSettings, path: Path | None = None) -> None:
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    tmp.unlink(missing_ok=True)
+    # readable by the user alone: it may hold the server's API key
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(json.dumps(asdict(settings), indent=2) + "\n")
     os.replace(tmp, path)

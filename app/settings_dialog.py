@@ -1,4 +1,5 @@
-"""Edits AppSettings: model file and drafters, decoding method and its knobs, llama.cpp resources."""
+"""Edits AppSettings: model file and drafters, decoding method and its knobs, llama.cpp resources, and
+serving the model to other tools."""
 from __future__ import annotations
 
 import os
@@ -6,10 +7,11 @@ from dataclasses import replace
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from app.settings import METHOD_KNOBS, AppSettings
 from engine.methods import METHODS
+from engine.server.bind import is_loopback
 
 
 class SettingsDialog(QDialog):
@@ -46,6 +48,21 @@ class SettingsDialog(QDialog):
         self.max_tokens = _spin(1, 262144, settings.max_tokens, step=64)
         self.show_provenance = QCheckBox("Colour answers by the proposer of each token")
         self.show_provenance.setChecked(settings.show_provenance)
+        self.serve = QCheckBox("Serve the loaded model to other tools (OpenAI API, as `d2sd serve`)")
+        self.serve.setToolTip("Editors, agents and scripts that speak the OpenAI API can use the model at the "
+                              "address the status bar shows; they take turns with this window's answers")
+        self.serve.setChecked(settings.serve)
+        self.serve_host = QLineEdit(settings.serve_host)
+        self.serve_host.setToolTip("127.0.0.1: this machine only. Any other address needs an API key")
+        self.serve_port = _spin(1, 65535, settings.serve_port)
+        self.serve_api_key = QLineEdit(settings.serve_api_key)
+        self.serve_api_key.setEchoMode(QLineEdit.Password)
+        self.serve_api_key.setPlaceholderText("none (only on 127.0.0.1)")
+        self.serve_api_key.setToolTip("Every request must then send 'Authorization: Bearer KEY'")
+        self.problem = QLabel()
+        self.problem.setStyleSheet("color:#c62828")
+        self.problem.setWordWrap(True)
+        self.problem.hide()
 
         form = QFormLayout(self)
         form.addRow("Model file", _with_browse(self.model_path, self._browse_model))
@@ -66,12 +83,37 @@ class SettingsDialog(QDialog):
         form.addRow("Context size", self.n_ctx)
         form.addRow("Max answer tokens", self.max_tokens)
         form.addRow(self.show_provenance)
+        form.addRow(self.serve)
+        form.addRow("Server address", self.serve_host)
+        form.addRow("Server port", self.serve_port)
+        form.addRow("API key", self.serve_api_key)
+        form.addRow(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.method.currentTextChanged.connect(self._enable_knobs)
         self._enable_knobs(self.method.currentText())
+        self.serve.toggled.connect(self._enable_server_fields)
+        self._enable_server_fields(self.serve.isChecked())
+
+    def accept(self) -> None:
+        """Refused, saying why, when the server would be reachable from other machines without a key
+        (the rule `d2sd serve` applies)."""
+        host = self._host()
+        if self.serve.isChecked() and not is_loopback(host) and not self.serve_api_key.text():
+            self.problem.setText(f"The address {host} is reachable from other machines: set an API "
+                                 "key as well, or serve on 127.0.0.1.")
+            self.problem.show()
+            return
+        super().accept()
+
+    def _host(self) -> str:
+        return self.serve_host.text().strip() or "127.0.0.1"
+
+    def _enable_server_fields(self, on: bool) -> None:
+        for field in (self.serve_host, self.serve_port, self.serve_api_key):
+            field.setEnabled(on)
 
     def _remeasure(self) -> None:
         self.remeasure.setEnabled(False)   # once per dialog: it holds the model for a while
@@ -100,7 +142,9 @@ class SettingsDialog(QDialog):
                        node_budget=self.node_budget.value(), runner_up=self.runner_up.isChecked(),
                        n_gpu_layers=self.n_gpu_layers.value(),
                        n_threads=self.n_threads.value(), n_ctx=self.n_ctx.value(),
-                       max_tokens=self.max_tokens.value(), show_provenance=self.show_provenance.isChecked())
+                       max_tokens=self.max_tokens.value(), show_provenance=self.show_provenance.isChecked(),
+                       serve=self.serve.isChecked(), serve_host=self._host(),
+                       serve_port=self.serve_port.value(), serve_api_key=self.serve_api_key.text())
 
 
 def _with_browse(field: QLineEdit, browse) -> QHBoxLayout:

@@ -209,12 +209,14 @@ def _cmd_chat(a) -> int:
 
 
 def _cmd_serve(a) -> int:
-    from engine.server.serve import LocalServer, check_bind
+    from engine.server.bind import check_bind
 
-    check_bind(a.host, a.api_key)  # before the model loads
-    with _load(a) as target:
-        server = LocalServer(target, a.method, _method_params(a), _drafter_folders(a), a.host, a.port, a.api_key,
-                             a.queue, on_measure=_say_measuring)
+    check_bind(a.host, a.api_key)  # before the model loads (and before fastapi and uvicorn are imported)
+    from engine.server.serve import LocalServer
+
+    with _load(a) as target, _ready(target) as ready:
+        server = LocalServer(ready, a.method, _method_params(a), _drafter_folders(a), a.host, a.port, a.api_key,
+                             a.queue)
         print(f"serving {server.model_id} with {a.method} at {server.url} (Ctrl-C stops)", file=sys.stderr)
         server.run()
     return 0

@@ -1,4 +1,5 @@
-"""The server's one generation thread: llama.cpp is not thread-safe, so every request runs here in turn.
+"""The server's one generation thread: llama.cpp is not thread-safe, so every request runs here in turn
+(in the app, also in turn with the window's own answers: see GenerationWorker's `turn`).
 
 Requests wait in a bounded queue; a full queue is refused at once (the caller answers 503). Each job
 streams its events back to the request's event loop. The target is never reset between jobs, so a
@@ -12,6 +13,7 @@ import math
 import queue
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -62,11 +64,14 @@ class Job:
 
 
 class GenerationWorker:
-    """Owns the target and its ready method from `start` to `close`; `submit` may be called from any thread."""
+    """Uses the target and its ready method from `start` to `close`, each request while holding `turn()`
+    (the app's chat thread shares them); `submit` may be called from any thread."""
 
-    def __init__(self, target, method: Callable[[], object], queue_size: int):
+    def __init__(self, target, method: Callable[[], object], queue_size: int,
+                 turn: Callable[[], AbstractContextManager] = nullcontext):
         self.target = target
         self._method = method           # the server's method, built before the first request
+        self._turn = turn
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
         self._current: Job | None = None
@@ -117,7 +122,9 @@ class GenerationWorker:
             self._current = job
             t0 = time.perf_counter()
             try:
-                self._serve(job)
+                with self._turn():
+                    if not job.cancel.is_set():   # nor while it waited for its turn
+                        self._serve(job)
             finally:
                 self._current = None
                 self._job_s = 0.8 * self._job_s + 0.2 * (time.perf_counter() - t0)

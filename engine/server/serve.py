@@ -1,36 +1,22 @@
 """`d2sd serve`: the OpenAI-compatible server on one loaded target, run by uvicorn.
 
-The bind is checked before anything loads: a loopback address (the default) needs nothing, any other
-needs an API key. The method (drafters loaded, cost curve read or measured) is built before the port
-opens, so the first request does not wait for it."""
+The address is checked before anything loads (engine.server.bind) and bound before the method is built,
+so a port in use fails at once; clients are let in once the method is ready (drafters loaded, cost curve
+read or measured), so the first request does not wait for it."""
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Callable
 
 import uvicorn
 
-from engine.ready_method import ReadyMethod
+from engine.ready_method import SHIPPED, ReadyMethod
+from engine.server.bind import check_bind, is_loopback
 from engine.server.app import create_app
 from engine.server.generation import GenerationWorker
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
-
-
-def check_bind(host: str, api_key: str | None) -> None:
-    if not is_loopback(host) and not api_key:
-        raise ValueError(f"--host {host} is reachable from other machines: give --api-key KEY as well "
-                         "(every request must then send 'Authorization: Bearer KEY')")
 
 
 def model_id(target) -> str:
@@ -39,31 +25,43 @@ def model_id(target) -> str:
 
 
 class LocalServer:
-    """The server on `target` (its owner closes it). `run` blocks (the CLI: Ctrl-C stops it); `start`
-    serves from a background thread until `stop` (tests, the app)."""
+    """The server on `ready`'s target with the method `ready` builds; both stay with their owner, who
+    closes them after `stop`. `run` blocks (the CLI: Ctrl-C stops it); `start` serves from a background
+    thread until `stop` (tests, the app).
 
-    def __init__(self, target, method: str = "auto", params: dict | None = None,
-                 drafters: tuple[str, str] = ("", ""), host: str = "127.0.0.1", port: int = 8080,
-                 api_key: str | None = None, queue_size: int = 8, on_measure: Callable[[], None] = lambda: None):
+    `turn`: what the generation thread holds while it runs a request. The app passes its own, which its
+    chat thread holds for an answer, so a chat in the window and a client's request never run on the
+    target (nor on `ready`) at once; alone, the generation thread is the only one using them."""
+
+    def __init__(self, ready: ReadyMethod, method: str = "auto", params: dict | None = None,
+                 drafters: tuple[str, str] = SHIPPED, host: str = "127.0.0.1", port: int = 8080,
+                 api_key: str | None = None, queue_size: int = 8,
+                 turn: Callable[[], AbstractContextManager] = nullcontext):
         check_bind(host, api_key)
         if queue_size < 1:
             raise ValueError(f"--queue must be at least 1, got {queue_size}")
-        self.ready = ReadyMethod(target, on_measure)
+        self.ready = ready
         self._choice = (method, params, drafters)
-        self._method()  # drafters and cost curve now, not on the first request
-        self.worker = GenerationWorker(target, self._method, queue_size)
-        self.model_id = model_id(target)
         self.host, self.port = host, port
+        # bound now (clients are let in once uvicorn listens): a port in use is this constructor's error,
+        # found before the drafters load or the cost curve is measured, not a log line later
+        self._socket = self._bind()
+        try:
+            self._method()  # drafters and cost curve now, not on the first request
+        except BaseException:
+            self._socket.close()
+            raise
+        self.worker = GenerationWorker(ready.target, self._method, queue_size, turn)
+        self.model_id = model_id(ready.target)
         self.app = create_app(self.worker, self.model_id, method, api_key, loopback=is_loopback(host))
         self._uvicorn = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=3))
         self._thread: threading.Thread | None = None
-        self._socket = self._listen()  # now: a port in use is this constructor's error, not a log line later
 
     def _method(self):
         """The server's method, kept by its ReadyMethod across requests (called on the generation thread)."""
         return self.ready.get(*self._choice)
 
-    def _listen(self) -> socket.socket:
+    def _bind(self) -> socket.socket:
         """The bound socket uvicorn serves on; port 0 takes a free port (`port` says which)."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -72,7 +70,6 @@ class LocalServer:
             sock.bind((self.host.strip("[]"), self.port))
         except OSError as e:
             sock.close()
-            self.ready.close()
             raise OSError(f"cannot listen on {self.host}:{self.port}: {e.strerror or e}") from None
         self.port = sock.getsockname()[1]
         return sock
@@ -109,5 +106,4 @@ class LocalServer:
 
     def _close(self) -> None:
         self.worker.close()
-        self.ready.close()
         self._socket.close()

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import openai
 import pytest
 
+from engine.ready_method import ReadyMethod
 from engine.server.serve import LocalServer
 from engine.target import Target, TargetSettings
 
@@ -21,8 +22,8 @@ def free_port() -> int:
 @contextmanager
 def served(gguf, method: str = "auto", n_ctx: int = CTX, **options):
     """A server on its own target; stopped (its generation thread joined) on exit."""
-    with Target.load(gguf, TargetSettings(n_ctx=n_ctx, n_threads=1)) as target:
-        server = LocalServer(target, method, port=0, **options)
+    with Target.load(gguf, TargetSettings(n_ctx=n_ctx, n_threads=1)) as target, ReadyMethod(target) as ready:
+        server = LocalServer(ready, method, port=0, **options)
         server.start()
         try:
             yield server

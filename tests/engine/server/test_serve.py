@@ -8,7 +8,9 @@ import time
 import httpx2
 import pytest
 
-from engine.server.serve import LocalServer, check_bind, is_loopback
+from engine.ready_method import ReadyMethod
+from engine.server.bind import check_bind, is_loopback
+from engine.server.serve import LocalServer
 from engine.target import Target, TargetSettings
 from tests.engine.server.conftest import client, free_port, served
 from tests.engine.test_cli import d2sd
@@ -27,13 +29,13 @@ def test_loopback_addresses(tiny_gguf):
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     with Target.load(tiny_gguf, TargetSettings(n_ctx=64, n_threads=1)) as target:
         with pytest.raises(ValueError, match="--api-key"):
-            LocalServer(target, "ar", host="0.0.0.0")
+            LocalServer(ReadyMethod(target), "ar", host="0.0.0.0")
 
 
 def test_a_port_in_use_is_one_clear_error(tiny_gguf, isolated_cache):
     with served(tiny_gguf, "ar") as running, Target.load(tiny_gguf, TargetSettings(n_ctx=64, n_threads=1)) as target:
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{running.port}: Address already in use"):
-            LocalServer(target, "ar", port=running.port)
+            LocalServer(ReadyMethod(target), "ar", port=running.port)
 
 
 def _wait_until_up(proc, port: int, seconds: float = 120) -> None:
