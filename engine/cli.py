@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.stop_request import stop_requested
+from engine.store.errors import StoreError
 from engine.verify import SamplerSettings
 
 
@@ -224,7 +225,6 @@ def _cmd_serve(a) -> int:
 
 def _cmd_models(a) -> int:
     from engine.gguf_check import inspect
-    from engine.paths import models_dir
     from engine.store.embedded import DEFAULT_TARGET, ensure, is_installed
 
     if a.action == "install-default":
@@ -240,14 +240,34 @@ def _cmd_models(a) -> int:
         print(f"ok: {info.name} ({info.architecture}, {info.n_layer} layers, n_embd {info.n_embd}, "
               f"vocab {info.n_vocab})")
         return 0
-    folder = models_dir()
-    files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-    if not files:
-        print(f"no models in {folder}")
-    for f in files:
-        mark = " (embedded default, verified)" if f == DEFAULT_TARGET.path() and is_installed() else ""
-        print(f"{f.stat().st_size / 2**20:9.1f} MiB  {f.name}{mark}")
+    _list_models()
     return 0
+
+
+def _list_models() -> None:
+    """What can be loaded: the embedded models assembled in the models folder, what the store installed
+    (targets, drafters, draft models, from its registry: no network), and any other GGUF file left
+    directly in the folder. One line each: size, kind, name, what --model or --drafter takes."""
+    from engine.store.embedded import DEFAULT_DRAFT, DEFAULT_TARGET, is_installed
+    from engine.store.model_store import ModelStore
+
+    store = ModelStore()
+    rows = []   # (bytes, kind, name, path, note)
+    embedded = ((DEFAULT_TARGET, "target", "embedded default"), (DEFAULT_DRAFT, "draft", "embedded draft"))
+    for model, kind, role in embedded:
+        if model.path().is_file():
+            state = "verified" if is_installed(model) else "not verified"
+            rows.append((model.path().stat().st_size, kind, model.filename, model.path(), f"{role}, {state}"))
+    for listing in store.installed():
+        m = listing.model
+        rows.append((m.size, m.kind, m.id, listing.path, "" if listing.present else "files missing or changed"))
+    shown = {r[3] for r in rows}
+    loose = sorted(store.root.glob("*.gguf")) if store.root.is_dir() else []
+    rows += [(f.stat().st_size, "gguf", f.name, f, "not in the store") for f in loose if f not in shown]
+    if not rows:
+        print(f"no models in {store.root}")
+    for size, kind, name, path, note in rows:
+        print(f"{size / 2**20:9.1f} MiB  {kind:<7}  {name}  {path}" + (f"  ({note})" if note else ""))
 
 
 def _cmd_bench(a) -> int:
@@ -299,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bench": _cmd_bench, "train": _cmd_train}[a.cmd](a)
     except KeyboardInterrupt:
         return 130
-    except (OSError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError, StoreError) as e:
         print(f"d2sd: error: {e}", file=sys.stderr)
         return 1
 
