@@ -6,7 +6,7 @@ user has seen survives a crash (kill -9 included); the final write also stores t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
@@ -14,7 +14,6 @@ from app.settings import AppSettings
 from app.worker import Engine, GenerationRequest, StepView
 from engine.events import TARGET, Finished
 from engine.store.history import Conversation, History, Message
-from engine.target import TargetSettings
 from engine.verify import SamplerSettings
 
 THROTTLE_MS = 150
@@ -54,6 +53,7 @@ class ChatSession(QObject):
         self.messages: list[Message] = []
         self.model_path = ""
         self.model_name = ""
+        self.model_n_ctx = 0              # the loaded model's context size in tokens
         self.model_ready = False
         self.model_loading = False
         self._answer: _Answer | None = None
@@ -79,16 +79,15 @@ class ChatSession(QObject):
         self.model_loading = True
         self.model_path = path
         self.model_changed.emit(f"Loading {path} …")
-        s = self.settings
-        self.engine.load(path, TargetSettings(n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers),
-                         s.server_options())
+        self.engine.load(path, replace(self.settings))   # a copy: the engine reads it on its own thread
 
-    def _on_loaded(self, path: str, name: str) -> None:
+    def _on_loaded(self, path: str, name: str, n_ctx: int) -> None:
         if path != self.model_path:
             return  # superseded by a later load request
         self.model_ready = True
         self.model_loading = False
         self.model_name = name
+        self.model_n_ctx = n_ctx
         self.model_changed.emit(name)
 
     def _on_load_failed(self, path: str, reason: str) -> None:
@@ -250,7 +249,7 @@ class ChatSession(QObject):
     def _on_trimmed(self, request_id: int, left_out: int) -> None:
         if self._mine(request_id):
             self._answer.left_out = left_out
-            self.notice.emit(f"The conversation no longer fits the context ({self.settings.n_ctx} tokens): its "
+            self.notice.emit(f"The conversation no longer fits the context ({self.model_n_ctx} tokens): its "
                              f"oldest {left_out} messages were left out of this answer.")
 
     def _on_measuring(self) -> None:

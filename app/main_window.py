@@ -386,6 +386,8 @@ class MainWindow(QMainWindow):
         if s.model_ready:
             self.model_label.setText(f"{s.model_name} · {_drafters_text(self.settings, s.model_path)} · "
                                      f"{self.settings.method}")
+            chosen = "as set in Settings" if self.settings.n_ctx else "the model's own, capped by free memory"
+            self.model_label.setToolTip(f"{s.model_path}\nContext: {s.model_n_ctx} tokens ({chosen})")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.session.shutdown()

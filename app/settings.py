@@ -35,7 +35,7 @@ class AppSettings:
     runner_up: bool = False         # d2sd: VP rows re-anchor on drafter 1's runner-up tokens
     n_gpu_layers: int = -1          # -1: every layer when llama.cpp was built with GPU offload
     n_threads: int = max(1, min(8, os.cpu_count() or 1))
-    n_ctx: int = 4096
+    n_ctx: int = 0                  # 0: the model's training context, capped by free memory (engine.context_size)
     max_tokens: int = 1024
     show_provenance: bool = False   # colour answer text by which proposer produced each token
     theme: str = "system"           # "system" follows the desktop's palette; or "light", "dark"

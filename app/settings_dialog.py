@@ -44,7 +44,10 @@ class SettingsDialog(QDialog):
         self.n_gpu_layers = _spin(-1, 999, settings.n_gpu_layers)
         self.n_gpu_layers.setSpecialValueText("all")
         self.n_threads = _spin(1, os.cpu_count() or 64, settings.n_threads)
-        self.n_ctx = _spin(256, 262144, settings.n_ctx, step=256)
+        self.n_ctx = _spin(0, 262144, settings.n_ctx, step=256)
+        self.n_ctx.setSpecialValueText("from the model")
+        self.n_ctx.setToolTip("From the model: the context it was trained for, capped so that its cache takes "
+                              "at most half of the memory left free once the model and drafters are loaded")
         self.max_tokens = _spin(1, 262144, settings.max_tokens, step=64)
         self.show_provenance = QCheckBox("Colour answers by the proposer of each token")
         self.show_provenance.setChecked(settings.show_provenance)

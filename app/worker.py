@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.prompt_tokens import AnswerTokens, fit_context
+from app.settings import AppSettings
+from engine.context_size import default_context
 from engine.events import Finished, RunStats, StepStats, TextDelta
 from engine.generate import generate
 from engine.ready_method import ReadyMethod, cached_curve
@@ -76,7 +78,7 @@ class TakeTurns:
 
 class EngineWorker(QObject):
     cost_curve = Signal(object)           # a model loaded: its calibrated CostCurve, or None; before `loaded`
-    loaded = Signal(str, str)             # model path, model name
+    loaded = Signal(str, str, int)        # model path, model name, context size in tokens
     load_failed = Signal(str, str)        # model path, reason
     text = Signal(int, str, object)       # request id, new text, provenance runs [[n_chars, source]]
     step = Signal(int, object)            # request id, StepView
@@ -99,20 +101,23 @@ class EngineWorker(QObject):
         self._server = None              # engine.server.serve.LocalServer while serving
         self._serve_options: dict | None = None   # LocalServer's keywords (AppSettings.server_options)
 
-    @Slot(str, object, object)
-    def load(self, path: str, settings: TargetSettings, serve_options: dict | None = None) -> None:
-        """Loads the model, then serves it when `serve_options` ask for it."""
+    @Slot(str, object)
+    def load(self, path: str, settings: AppSettings) -> None:
+        """Loads the model as the settings say (a context size of 0: the model's own, capped by free
+        memory), then serves it when they ask for that."""
         self.unload()
-        self._serve_options = serve_options
+        self._serve_options = settings.server_options()
         try:
-            self._target = Target.load(path, settings)
+            n_ctx = settings.n_ctx or default_context(path)
+            self._target = Target.load(path, TargetSettings(n_ctx=n_ctx, n_threads=settings.n_threads,
+                                                            n_gpu_layers=settings.n_gpu_layers))
         except Exception as e:  # any load failure is shown to the user, the app keeps running
             self.load_failed.emit(path, str(e))
             return
         self._ready = ReadyMethod(self._target, on_measure=self._on_measure)
         # only the cache: measuring would hold the model for a while before the first answer
         self.cost_curve.emit(cached_curve(self._target))
-        self.loaded.emit(path, self._target.info.name)
+        self.loaded.emit(path, self._target.info.name, self._target.n_ctx)
         self._start_serving()
 
     def _on_measure(self) -> None:
@@ -240,7 +245,7 @@ def _nothing_done(method: str) -> RunStats:
 
 class Engine(QObject):
     """GUI-thread handle: owns the thread, forwards requests as queued signals, cancels directly."""
-    _load = Signal(str, object, object)
+    _load = Signal(str, object)
     _run = Signal(object)
     _unload = Signal()
     _recalibrate = Signal()
@@ -267,11 +272,11 @@ class Engine(QObject):
     def busy(self) -> bool:
         return self._active is not None
 
-    def load(self, path: str, settings: TargetSettings, serve_options: dict | None = None) -> None:
-        """Stops a running answer first; the load is queued behind it on the worker. The model is served
-        to other tools once loaded when `serve_options` (AppSettings.server_options) ask for it."""
+    def load(self, path: str, settings: AppSettings) -> None:
+        """Stops a running answer first; the load is queued behind it on the worker. `settings`: a copy
+        the app no longer changes (the model's resources; the server, when they turn it on)."""
         self.stop()
-        self._load.emit(path, settings, serve_options)
+        self._load.emit(path, settings)
 
     def serve(self, options: dict | None) -> None:
         """Start, move or stop serving the loaded model (None: stop), after any running answer."""

@@ -23,7 +23,8 @@ def _add_target_args(p: argparse.ArgumentParser, method: str) -> None:
                    help="d2sd: re-anchor the VP rows on drafter 1's runner-up tokens (better with weak drafters)")
     p.add_argument("--drafter", help="drafter 1 folder (default: the one shipped for the target)")
     p.add_argument("--vp-drafter", help="VP drafter folder (default: shipped, else drafter 1 reused)")
-    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
+    p.add_argument("--ctx", type=int, default=None,
+                   help="context size in tokens (default: the model's training context, capped by free memory)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=-1, help="layers to offload (-1: all, when supported)")
 
@@ -118,8 +119,11 @@ def _load(a):
     from engine.store.embedded import ensure
     from engine.target import Target, TargetSettings
 
+    from engine.context_size import default_context
+
     path = a.model or ensure()
-    return Target.load(path, TargetSettings(n_ctx=a.ctx, n_threads=a.threads, n_gpu_layers=a.gpu_layers))
+    n_ctx = a.ctx if a.ctx is not None else default_context(path)
+    return Target.load(path, TargetSettings(n_ctx=n_ctx, n_threads=a.threads, n_gpu_layers=a.gpu_layers))
 
 
 def _method_params(a) -> dict:

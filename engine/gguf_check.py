@@ -47,6 +47,12 @@ class GGUFInfo:
     n_vocab: int
     n_ctx_train: int
     chat_template: str | None
+    # the KV cache's shape per layer (engine.context_size): heads, key/value heads and their widths; a
+    # file that does not say (or says per layer) gets the widest reading, n_head_kv = n_head
+    n_head: int = 1
+    n_head_kv: int = 1
+    key_length: int = 1
+    value_length: int = 1
 
 
 class _Truncated(Exception):
@@ -257,14 +263,24 @@ def inspect(path: str | Path) -> GGUFInfo:
             raise ModelFileError(f"{path.name} has {_printable(f'{arch}.{key}')} = {v}; it must be positive")
         return int(v)
 
+    def optional(key: str, default: int) -> int:
+        v = meta.get(f"{arch}.{key}")
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+
+    n_embd = num("embedding_length")
+    n_head = optional("attention.head_count", 1)
     name, template = meta.get("general.name"), meta.get("tokenizer.chat_template")
     return GGUFInfo(
         path=path,
         architecture=arch,
         name=_text(name) if isinstance(name, bytes) and name else path.stem,
         n_layer=num("block_count"),
-        n_embd=num("embedding_length"),
+        n_embd=n_embd,
         n_vocab=len(vocab),
         n_ctx_train=num("context_length"),
         chat_template=_text(template) if isinstance(template, bytes) else None,
+        n_head=n_head,
+        n_head_kv=optional("attention.head_count_kv", n_head),
+        key_length=optional("attention.key_length", max(1, n_embd // n_head)),
+        value_length=optional("attention.value_length", max(1, n_embd // n_head)),
     )

@@ -8,6 +8,7 @@ from PySide6.QtCore import QTimer
 import engine.drafters.pair as pair
 from app.settings import AppSettings
 from app.settings_dialog import SettingsDialog
+from engine.context_size import default_context
 from tests.app.conftest import WAIT_MS, type_and_send, wait_idle
 
 
@@ -72,3 +73,13 @@ def test_auto_shows_its_first_measurement_and_settings_measures_again(qtbot, win
     # the new curve reaches the panel by its own signal, which may come after the measuring one
     qtbot.waitUntil(lambda: window.stats.curve is not None and window.stats.curve is not first_curve,
                     timeout=WAIT_MS)
+
+
+def test_the_default_context_is_the_models_own_capped_by_free_memory(qtbot, open_window, settings, endless_gguf):
+    assert AppSettings().n_ctx == 0   # "from the model"
+    settings.n_ctx = 0
+    window = open_window()
+    assert window.session.model_n_ctx == default_context(endless_gguf) <= 2048   # the tiny model's own
+    assert f"Context: {window.session.model_n_ctx} tokens (the model's own" in window.model_label.toolTip()
+    dialog = SettingsDialog(window.settings, window)
+    assert dialog.n_ctx.text() == "from the model" and dialog.result_settings().n_ctx == 0
