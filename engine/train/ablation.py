@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -64,27 +65,30 @@ def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], s
     work = work_dir(sha)
     if n_threads:
         torch.set_num_threads(n_threads)
-    folder = work / f"ablation-data-{base.data_tokens}"
+    folder = work / "ablation-data"  # grows when asked for more; a variant is trained again on new data
     make_data(target, sha, folder, base, n_threads=n_threads, answers=answers, log=log)
     results_path = folder / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name, recipe in recipes.items():
-        if results.get(name, {}).get("steps") == steps:
-            continue
         ds, train_ids, held_ids, config, frozen = setup(target, folder, recipe, heldout_every)
+        data = data_record(ds, train_ids, held_ids, frozen)
+        if results.get(name, {}).get("steps") == steps and results[name]["data"] == data:
+            continue
+        if name in results:  # trained before on other data or for other steps: start it afresh
+            shutil.rmtree(folder / "variants" / name, ignore_errors=True)
         model = DFlashModel.untrained(config, recipe.seed)
         settings = TrainSettings("block", steps, anchors_per_step=recipe.anchors_per_step, lr=recipe.lr,
                                  seed=recipe.seed, scaled_features=frozen.scale is not None,
                                  sample_positions=recipe.sample_positions, labels=recipe.labels, eval_every=10 ** 9)
         t = time.time()
-        train(model, frozen, ds, train_ids, folder / "variants" / name.replace("/", "_"), settings, log=log)
+        train(model, frozen, ds, train_ids, folder / "variants" / name, settings, log=log)
         seconds = time.time() - t
         e = acceptance(model, model, frozen, ds, held_ids)
         results[name] = {"steps": steps, "train_seconds": round(seconds, 1),
                          "parameters": sum(p.numel() for p in model.parameters()),
                          "first_token": e["acceptance_by_position"][0], "second_token": e["acceptance_by_position"][1],
                          "tau_dflash": round(e["tau_dflash"], 3), "tau_d2sd_reuse": round(e["tau_d2sd"], 3),
-                         "heldout_rows": e["rows"], "data": data_record(ds, train_ids, held_ids, frozen)}
+                         "heldout_rows": e["rows"], "data": data}
         results_path.write_text(json.dumps(results, indent=1))
         log(f"[ablation] {name}: first token {results[name]['first_token']:.3f}, "
             f"tau dflash {results[name]['tau_dflash']:.2f} ({seconds / 60:.1f} min)")

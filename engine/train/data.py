@@ -222,11 +222,16 @@ def target_settings(s: DataSettings) -> "TargetSettings":
 
 
 def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: DataSettings, *, stop=lambda: False,
-                        enough=lambda pending: False, abandon: bool = False) -> Iterator[_Slot]:
+                        enough=lambda pending: False, abandon: bool = False,
+                        on_step=lambda rows: None) -> Iterator[_Slot]:
     """The target's greedy answers to the prompts `todo` names, `s.slots` sequences side by side, each sample
     yielded as it finishes (with its features when the target captures some). New prompts stop once `stop()`
     or `enough(answer tokens in progress)`; the answers in progress then finish, or with `abandon` are
-    dropped at once. Prompts longer than `s.max_prompt` tokens are skipped."""
+    dropped at once. Prompts longer than `s.max_prompt` tokens are skipped. `on_step(rows)` follows every
+    side-by-side decode (a throughput measurement counts them)."""
+    from engine.train.sequences import Sequences  # llama.cpp only when generating
+
+    seqs = Sequences(target)
     capture = bool(target.settings.capture_layers)
     most = s.n_threads or os.cpu_count() or 1
     threads = ThreadChooser((1, most) if s.adapt_threads else (most,))
@@ -247,9 +252,8 @@ def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: Data
                 else:
                     exhausted = full = True
                     break
-                logits = target.prefill_sequence(k, tokens)
-                slots[k] = _Slot(index, list(tokens), len(tokens),
-                                 [target.features.astype(np.float16)] if capture else [])
+                logits, features = seqs.prefill(k, tokens)
+                slots[k] = _Slot(index, list(tokens), len(tokens), [features.astype(np.float16)] if capture else [])
                 if s.topk:
                     slots[k].top = [_unknown_rows(len(tokens) - 1, s.topk), top_logprobs(logits, s.topk)]
                 nxt[k] = int(logits.argmax())
@@ -267,13 +271,14 @@ def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: Data
                 still.append(k)
         if still:
             n = threads.next()
-            target.set_threads(n)
+            seqs.set_threads(n)
             t = time.perf_counter()
-            logits = target.decode_sequences([(k, len(slots[k].tokens) - 1, slots[k].tokens[-1]) for k in still])
+            logits, features = seqs.decode([(k, len(slots[k].tokens) - 1, slots[k].tokens[-1]) for k in still])
             threads.record(n, time.perf_counter() - t, len(still))
+            on_step(len(still))
             for row, k in enumerate(still):
                 if capture:
-                    slots[k].features.append(target.features[row:row + 1].astype(np.float16))
+                    slots[k].features.append(features[row:row + 1].astype(np.float16))
                 if s.topk:
                     slots[k].top.append(top_logprobs(logits[row], s.topk))
                 nxt[k] = int(logits[row].argmax())
@@ -287,6 +292,7 @@ def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: 
     come first and only have their features captured, in one prefill each. Returns the answer tokens
     in the folder."""
     from engine.target import Target  # llama.cpp only when generating
+    from engine.train.sequences import Sequences
 
     s = settings
     _check_meta(folder, {"target_sha256": target_sha256, "layers": list(s.layers), "max_new": s.max_new,
@@ -312,8 +318,8 @@ def generate(target_path: Path, target_sha256: str, prompts: list[str], folder: 
                 break
             if index in done or n_prompt > s.max_prompt:
                 continue
-            logits = target.prefill_sequence(0, [int(t) for t in tokens[:-1]], all_logits=bool(s.topk))
-            sample = _Slot(index, [int(t) for t in tokens], n_prompt, [target.features.astype(np.float16)])
+            logits, features = Sequences(target).prefill(0, [int(t) for t in tokens[:-1]], all_logits=bool(s.topk))
+            sample = _Slot(index, [int(t) for t in tokens], n_prompt, [features.astype(np.float16)])
             if s.topk:
                 sample.top = [top_logprobs(logits, s.topk)]
             keep(sample)

@@ -46,18 +46,15 @@ def measure_generate(target_path: Path, slots: int, threads: int, seconds: float
         window: list[tuple[float, int]] = []
         tokens = 0
         stop = lambda: bool(window) and time.perf_counter() > window[0][0] + seconds  # noqa: E731
-        samples = data.answer_side_by_side(target, prompts, iter(range(3000, len(prompts))), s, stop=stop,
-                                           abandon=True)
-        real_decode = target.decode_sequences
 
-        def counting(rows):
+        def counting(rows: int) -> None:
             nonlocal tokens
-            if len(rows) == slots and not window:
+            if rows == slots and not window:
                 window.append((time.perf_counter(), tokens))
-            tokens += len(rows)
-            return real_decode(rows)
+            tokens += rows
 
-        target.decode_sequences = counting
+        samples = data.answer_side_by_side(target, prompts, iter(range(3000, len(prompts))), s, stop=stop,
+                                           abandon=True, on_step=counting)
         for _ in samples:
             pass
     start, first = window[0]

@@ -139,7 +139,7 @@ def test_an_interrupt_during_feature_capture_surfaces_after_the_decode(tiny_gguf
         t.prepare(prompt)
         expected = t.features.copy()
         t.reset()
-        real_get, calls = t._capture._get, []
+        real_get, calls = t.llama.capture._get, []
 
         def interrupted_once(*args):
             calls.append(args)
@@ -147,7 +147,7 @@ def test_an_interrupt_during_feature_capture_surfaces_after_the_decode(tiny_gguf
                 raise KeyboardInterrupt
             return real_get(*args)
 
-        t._capture._get = interrupted_once
+        t.llama.capture._get = interrupted_once
         with pytest.raises(KeyboardInterrupt):
             t.prepare(prompt)
         t.reset()

@@ -31,6 +31,7 @@ def tiny_data(tiny_gguf, tmp_path_factory):
 
 def test_data_is_the_targets_greedy_answer_with_its_features(tiny_data, tiny_gguf):
     from engine.target import Target, TargetSettings
+    from engine.train.sequences import Sequences
 
     folder, n = tiny_data
     ds = data_stage.Dataset(folder)
@@ -43,7 +44,7 @@ def test_data_is_the_targets_greedy_answer_with_its_features(tiny_data, tiny_ggu
         # top-k is that decoding's own distribution at every answer position
         out, expected = [], []
         for tok in [anchor] + list(tokens[n_prompt:-1]):
-            logits = t.decode_sequences([(0, len(t.tokens) + len(out), int(tok))])
+            logits, _ = Sequences(t).decode([(0, len(t.tokens) + len(out), int(tok))])
             out.append(int(logits[0].argmax()))
             expected.append(torch.log_softmax(torch.from_numpy(logits[0]), -1).topk(16))
         assert out[:len(tokens) - n_prompt] == list(tokens[n_prompt:])
@@ -71,7 +72,7 @@ def test_data_generation_resumes_without_repeating_prompts(tiny_data, tiny_gguf)
 
 
 def test_saved_answers_rebuild_the_data_with_one_prefill_each(tiny_data, tiny_gguf, tmp_path, monkeypatch):
-    from engine.target import Target
+    from engine.train.sequences import Sequences
 
     folder, _ = tiny_data
     sha = file_sha256(tiny_gguf)
@@ -84,7 +85,7 @@ def test_saved_answers_rebuild_the_data_with_one_prefill_each(tiny_data, tiny_gg
     def no_generation(*args):
         raise AssertionError("a saved answer was generated again")
 
-    monkeypatch.setattr(Target, "decode_sequences", no_generation)
+    monkeypatch.setattr(Sequences, "decode", no_generation)
     settings = data_stage.DataSettings(layers=(0, 1), slots=4, max_new=24, shard_samples=3, n_threads=1)
     n = data_stage.generate(tiny_gguf, sha, PROMPTS, tmp_path / "fresh", settings,
                             max_answer_tokens=old.answer_tokens(), saved=saved, log=lambda m: None)
@@ -289,7 +290,7 @@ def test_ablation_trains_each_variant_once_on_the_same_data(tiny_gguf, tmp_path)
     recipe = replace(RECIPE, data_tokens=100)
     with pytest.raises(ValueError, match="field=value"):
         ablation.run(tiny_gguf, None, recipe, ["base", "labels"], steps=3, log=lambda m: None)
-    assert not list(work_dir(file_sha256(tiny_gguf)).glob("ablation-data-*"))  # refused before any data work
+    assert not list(work_dir(file_sha256(tiny_gguf)).glob("ablation-data*"))  # refused before any data work
     answers = tmp_path / "answers.npz"
     data_stage.write_answers(answers, {i: (np.array(t), n) for i, (t, n) in enumerate(_answers(tiny_gguf))},
                              file_sha256(tiny_gguf), recipe.max_new)
