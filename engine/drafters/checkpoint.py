@@ -3,6 +3,11 @@
 Only safetensors is read (never pickle) and no code from the checkpoint runs. Our own drafters are
 written the same way, so z-lab's loaders can read them too; a reduced draft vocabulary, which
 DFlash does not have, goes in a separate draft_vocab.safetensors beside them.
+
+A checkpoint may store its large matrices as int8 (`int8=True`): each such weight `name` is int8 with
+a float16 scale per output row in `name.int8_scale`, W = q * scale, dequantised when read. That halves
+the file, so a drafter of twice the parameters fits the same size (DFlash's own loaders read only the
+float layout).
 """
 from __future__ import annotations
 
@@ -26,6 +31,40 @@ VOCAB = "draft_vocab.safetensors"
 # Some exports carry the target's embedding/head; the target GGUF's own are used instead.
 SHARED_KEYS = frozenset({"embed_tokens.weight", "lm_head.weight"})
 _DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+INT8_SCALE = ".int8_scale"
+
+
+def quantize_int8(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every matrix as int8 rows with a float16 scale per row (absolute maximum / 127); vectors (norms)
+    stay float: they weigh nothing."""
+    out = {}
+    for name, w in weights.items():
+        if w.dim() == 2:
+            w32 = w.float()
+            scale = (w32.abs().amax(dim=1) / 127).clamp_min(1e-12).half()
+            out[name] = torch.round(w32 / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+            out[name + INT8_SCALE] = scale
+        else:
+            out[name] = w
+    return out
+
+
+def dequantize_int8(weights: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """The float weights of a checkpoint that stores some as int8 (`quantize_int8`), in float16."""
+    out = {}
+    for name, w in weights.items():
+        if name.endswith(INT8_SCALE):
+            base = name[:-len(INT8_SCALE)]
+            if base not in weights or weights[base].dtype != torch.int8:
+                raise DrafterMismatch(f"The drafter's {path} holds a scale {name} without its int8 weight.")
+            continue
+        if w.dtype == torch.int8:
+            scale = weights.get(name + INT8_SCALE)
+            if scale is None or not scale.is_floating_point() or tuple(scale.shape) != (w.shape[0],) or w.dim() != 2:
+                raise DrafterMismatch(f"The drafter's {path} holds {name} as int8 without a scale per row.")
+            w = (w.float() * scale.float()[:, None]).half()
+        out[name] = w
+    return out
 
 
 def read_checkpoint(folder: Path) -> tuple[DrafterConfig, dict[str, torch.Tensor], DraftVocab | None]:
@@ -43,6 +82,7 @@ def read_checkpoint(folder: Path) -> tuple[DrafterConfig, dict[str, torch.Tensor
         raise DrafterMismatch(f"The drafter's {folder / CONFIG} cannot be read ({e.strerror or e}).") from None
     config = DrafterConfig.from_hf(raw)
     weights = {k: v for k, v in _load(folder / WEIGHTS, load_file).items() if k not in SHARED_KEYS}
+    weights = dequantize_int8(weights, folder / WEIGHTS)
     bad = next((k for k, v in weights.items() if not v.is_floating_point()), None)
     if bad is not None:
         raise DrafterMismatch(f"The drafter's {folder / WEIGHTS} holds {bad} as {weights[bad].dtype}, not floats.")
@@ -65,13 +105,15 @@ def _load(path: Path, loader) -> dict:
 
 
 def write_checkpoint(folder: Path, config: DrafterConfig, weights: dict[str, torch.Tensor],
-                     vocab: DraftVocab | None = None) -> None:
+                     vocab: DraftVocab | None = None, int8: bool = False) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     raw = config.to_hf()
     raw.pop("dtype", None)
     raw["torch_dtype"] = _DTYPE_NAMES[next(iter(weights.values())).dtype]
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+    if int8:
+        tensors = quantize_int8(tensors)
     with atomic_write(folder / WEIGHTS) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     if vocab is not None:

@@ -11,6 +11,7 @@ folder beside it, so a stopped run continues, and results go to `ablation.json` 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import shutil
@@ -21,11 +22,13 @@ from pathlib import Path
 import torch
 
 from engine.drafters.cache import file_sha256
+from engine.drafters.checkpoint import dequantize_int8, quantize_int8
 from engine.drafters.model import DFlashModel
 from engine.train.evaluate import acceptance
 from engine.train.pipeline import Recipe, data_record, make_data, setup, work_dir
-from engine.train.trainer import TrainSettings, train
+from engine.train.trainer import Frozen, TrainSettings, export_weights, train
 
+MEASURES = ("first_token", "second_token", "tau_dflash", "tau_d2sd_reuse", "first_token_int8", "tau_dflash_int8")
 TRAINING_FIELDS = ("labels", "intermediate_size", "num_layers", "heads", "kv_heads", "head_dim", "lr",
                    "anchors_per_step", "layers", "vocab_size", "scale_features", "sample_positions")
 
@@ -72,22 +75,27 @@ def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], s
     for name, recipe in recipes.items():
         ds, train_ids, held_ids, config, frozen = setup(target, folder, recipe, heldout_every)
         data = data_record(ds, train_ids, held_ids, frozen)
-        if results.get(name, {}).get("steps") == steps and results[name]["data"] == data:
-            continue
-        if name in results:  # trained before on other data or for other steps: start it afresh
+        done = results.get(name)
+        if done and (done["steps"] != steps or done["data"] != data):  # other data or steps: afresh
             shutil.rmtree(folder / "variants" / name, ignore_errors=True)
+            done = None
+        if done and all(key in done for key in MEASURES):
+            continue
         model = DFlashModel.untrained(config, recipe.seed)
         settings = TrainSettings("block", steps, anchors_per_step=recipe.anchors_per_step, lr=recipe.lr,
                                  seed=recipe.seed, scaled_features=frozen.scale is not None,
                                  sample_positions=recipe.sample_positions, labels=recipe.labels, eval_every=10 ** 9)
         t = time.time()
-        train(model, frozen, ds, train_ids, folder / "variants" / name, settings, log=log)
-        seconds = time.time() - t
+        train(model, frozen, ds, train_ids, folder / "variants" / name, settings, log=log)  # done: reloads it
+        seconds = done["train_seconds"] if done else time.time() - t
         e = acceptance(model, model, frozen, ds, held_ids)
+        q = int8_model(model, frozen)
+        e8 = acceptance(q, q, raw_features(frozen), ds, held_ids)
         results[name] = {"steps": steps, "train_seconds": round(seconds, 1),
                          "parameters": sum(p.numel() for p in model.parameters()),
                          "first_token": e["acceptance_by_position"][0], "second_token": e["acceptance_by_position"][1],
                          "tau_dflash": round(e["tau_dflash"], 3), "tau_d2sd_reuse": round(e["tau_d2sd"], 3),
+                         "first_token_int8": e8["acceptance_by_position"][0], "tau_dflash_int8": round(e8["tau_dflash"], 3),
                          "heldout_rows": e["rows"], "data": data}
         results_path.write_text(json.dumps(results, indent=1))
         log(f"[ablation] {name}: first token {results[name]['first_token']:.3f}, "
@@ -95,12 +103,30 @@ def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], s
     return results
 
 
+def int8_model(model: DFlashModel, frozen: Frozen) -> DFlashModel:
+    """`model` as its int8 export reads back (matrices rounded per row, on raw features)."""
+    folded = export_weights(model, frozen, torch.float16)
+    back = dequantize_int8(quantize_int8(folded), Path("int8 export"))
+    copy = DFlashModel.untrained(model.config, 0)
+    copy.load_state_dict({k: v.float() for k, v in back.items()})
+    return copy.eval()
+
+
+def raw_features(frozen: Frozen) -> Frozen:
+    """`frozen` for a drafter that reads the target's features unscaled (an export)."""
+    raw = copy.copy(frozen)
+    raw.scale = None
+    return raw
+
+
 def table(results: dict) -> str:
-    lines = ["| variant | parameters | steps | minutes | first token | second token | τ dflash | τ d2sd (reuse) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| variant | parameters | steps | minutes | first token | second token | τ dflash | τ d2sd (reuse) "
+             "| first token, int8 | τ dflash, int8 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['parameters'] / 1e6:.1f}M | {r['steps']} | {r['train_seconds'] / 60:.0f} | "
-                     f"{r['first_token']:.3f} | {r['second_token']:.3f} | {r['tau_dflash']:.2f} | {r['tau_d2sd_reuse']:.2f} |")
+                     f"{r['first_token']:.3f} | {r['second_token']:.3f} | {r['tau_dflash']:.2f} | "
+                     f"{r['tau_d2sd_reuse']:.2f} | {r['first_token_int8']:.3f} | {r['tau_dflash_int8']:.2f} |")
     return "\n".join(lines)
 
 

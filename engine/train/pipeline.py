@@ -47,6 +47,7 @@ class Recipe:
     vocab_size: int = 8192                      # draft vocabulary
     topk: int = 16                              # target top-k log-probabilities kept per answer position
     labels: str = "hard"                        # drafters learn the answer ("hard") or the target's top-k
+    int8: bool = False                          # export matrices as int8 (half the file: twice the parameters)
     block_steps: int = 2000
     vp_steps: int = 600
     anchors_per_step: int = 48
@@ -227,7 +228,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     record["command"] = " ".join(shlex.quote(a) for a in ["d2sd", *sys.argv[1:]]) if sys.argv else ""
     record_path.write_text(json.dumps(record, indent=1))
     for name, model in (("block", block), ("vp", vp)):
-        write_checkpoint(out / name, config, export_weights(model, frozen), vocab)
+        write_checkpoint(out / name, config, export_weights(model, frozen), vocab, int8=recipe.int8)
     write_model_card(out / "MODEL_CARD.md", target.name, sha, record)
     log(f"[train] done in {(time.time() - started) / 60:.1f} min this run: "
         f"held-out tau dflash {evaluation['d2sd']['tau_dflash']:.2f}, d2sd {evaluation['d2sd']['tau_d2sd']:.2f}")

@@ -166,3 +166,57 @@ def test_a_draft_vocabulary_of_floats_is_refused(tmp_path: Path) -> None:
     save_numpy({"ids": np.arange(10, dtype=np.float32)}, str(folder / "draft_vocab.safetensors"))
     with pytest.raises(DrafterMismatch, match="holds no integer tensor 'ids'"):
         Drafter.load(folder, small_head())
+
+
+def test_an_int8_checkpoint_is_half_the_size_and_drafts_as_the_float_one(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from engine.drafters.checkpoint import read_checkpoint, write_checkpoint
+
+    head = small_head(hidden=256)
+    config = small_config(hidden_size=256, intermediate_size=512, head_dim=32)
+    original = Drafter.random(config, head, seed=1, std=0.1)
+    weights = {k: v.half() for k, v in original.model.state_dict().items()}
+    write_checkpoint(tmp_path / "f16", config, weights)
+    write_checkpoint(tmp_path / "int8", config, weights, int8=True)
+    stored = load_file(str(tmp_path / "int8" / "model.safetensors"))
+    assert stored["fc.weight"].dtype == torch.int8 and stored["fc.weight.int8_scale"].shape == (256,)
+    assert stored["layers.0.input_layernorm.weight"].dtype == torch.float16  # small tensors stay float
+    size = {name: (tmp_path / name / "model.safetensors").stat().st_size for name in ("f16", "int8")}
+    assert size["int8"] < 0.55 * size["f16"]
+    _, back, _ = read_checkpoint(tmp_path / "int8")
+    for name, w in weights.items():
+        step = w.float().abs().amax(dim=-1, keepdim=True) / 127 if w.dim() == 2 else 0
+        assert torch.all((back[name].float() - w.float()).abs() <= step / 2 + 1e-3), name
+    drafts = []
+    for name in ("f16", "int8"):
+        d = Drafter.load(tmp_path / name, head)
+        d.append_context(features(6, config))
+        drafts.append(d.forward_block(block()))
+    # the rounding moves each logit by a small part of their spread (random weights: many near-ties, so
+    # agreement of the argmax says little here; the ablation measures acceptance on the real target)
+    assert np.abs(drafts[1] - drafts[0]).mean() < 0.03 * drafts[0].std()
+
+
+@pytest.mark.parametrize("damage, words", [("no scale", "without a scale"), ("lone scale", "without its int8"),
+                                           ("short scale", "without a scale")])
+def test_a_damaged_int8_checkpoint_is_one_clear_error(tmp_path: Path, damage: str, words: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from engine.drafters.checkpoint import write_checkpoint
+
+    head = small_head(hidden=256)
+    config = small_config(hidden_size=256, intermediate_size=512, head_dim=32)
+    weights = {k: v.half() for k, v in Drafter.random(config, head).model.state_dict().items()}
+    write_checkpoint(tmp_path / "d", config, weights, int8=True)
+    path = tmp_path / "d" / "model.safetensors"
+    stored = load_file(str(path))
+    if damage == "no scale":
+        del stored["fc.weight.int8_scale"]
+    elif damage == "lone scale":
+        stored["fc.weight"] = stored["fc.weight"].half()
+    else:
+        stored["fc.weight.int8_scale"] = stored["fc.weight.int8_scale"][:10]
+    save_file(stored, str(path))
+    with pytest.raises(DrafterMismatch, match=words):
+        Drafter.load(tmp_path / "d", head)

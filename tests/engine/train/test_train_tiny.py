@@ -299,6 +299,7 @@ def test_ablation_trains_each_variant_once_on_the_same_data(tiny_gguf, tmp_path)
     assert set(first) == {"base", "labels=topk,intermediate_size=48"}
     assert first["labels=topk,intermediate_size=48"]["parameters"] > first["base"]["parameters"]
     assert all(r["steps"] == 3 and r["heldout_rows"] > 0 and 0 <= r["first_token"] <= 1 for r in first.values())
+    assert all(0 <= r["first_token_int8"] <= 1 and r["tau_dflash_int8"] >= 1 for r in first.values())
     again = ablation.run(tiny_gguf, answers, recipe, ["base"], steps=3, log=lambda m: None)
     assert again["base"] == first["base"]  # done already: not trained again
     assert "| base |" in ablation.table(again)
