@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "reused instead of generated, and updated with new ones")
     t.add_argument("--raw-features", action="store_true",
                    help="train on the target's unscaled features (continues a run begun that way)")
+    t.add_argument("--labels", choices=("hard", "topk"),
+                   help="learn the answer's tokens (hard, the default) or the target's top-k distribution")
+    t.add_argument("--num-layers", type=int, help="drafter layers (default 1)")
+    t.add_argument("--int8", action="store_true", help="export the matrices as int8: half the file")
     return ap
 
 
@@ -288,11 +292,14 @@ def train_recipe(a):
 
     recipe = Recipe()
     for field, value in (("data_tokens", a.data_tokens), ("block_steps", a.block_steps), ("vp_steps", a.vp_steps),
-                         ("intermediate_size", a.intermediate_size), ("vocab_size", a.vocab_size)):
+                         ("intermediate_size", a.intermediate_size), ("vocab_size", a.vocab_size),
+                         ("labels", a.labels), ("num_layers", a.num_layers)):
         if value is not None:
             recipe = replace(recipe, **{field: value})
     if a.raw_features:
         recipe = replace(recipe, scale_features=False)
+    if a.int8:
+        recipe = replace(recipe, int8=True)
     if a.layers:
         recipe = replace(recipe, layers=tuple(int(x) for x in a.layers.split(",")))
     return recipe
