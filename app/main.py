@@ -35,10 +35,9 @@ def smoke_test(model: str) -> int:
     import engine.drafters  # noqa: F401
     from engine.generate import generate
     from engine.methods import make_method
-    from engine.target import Target, TargetSettings
-
     from engine.gguf_check import ModelFileError
-    from engine.target import TargetError
+    from engine.target import Target, TargetError
+    from engine.target_settings import TargetSettings
 
     _app = QApplication.instance() or QApplication(sys.argv[:1])
     try:

@@ -23,7 +23,8 @@ from engine.context_size import default_context
 from engine.events import Finished, RunStats, StepStats, TextDelta
 from engine.generate import generate
 from engine.ready_method import ReadyMethod, cached_curve
-from engine.target import Target, TargetSettings
+from engine.target import Target
+from engine.target_settings import TargetSettings
 from engine.verify import SamplerSettings
 
 

@@ -121,7 +121,8 @@ def _sampler(a) -> SamplerSettings:
 
 def _load(a):
     from engine.store.embedded import ensure
-    from engine.target import Target, TargetSettings
+    from engine.target import Target
+    from engine.target_settings import TargetSettings
 
     from engine.context_size import default_context
 
