@@ -37,14 +37,13 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
             reason = "cancel"
             break
         t_step = clock()
-        trie = method.propose(target.tokens, anchor)
+        proposal = method.propose(target.tokens, anchor)
         t_draft = clock()
-        vp_s = getattr(method, "vp_s", 0.0)  # only methods with a VP drafter time their VP rows
         room = target.n_ctx - len(target.tokens)
         if room < 1:
             reason = "context"  # not one more token fits: end the answer, keep what was said
             break
-        trie = trie.within_depth(room)
+        trie = proposal.trie.within_depth(room)
         logits, flat = target.decode_tree(trie, copy_logits=False)  # read by the walk before the next pass
         t_verify = clock()
         walk = accept(trie, logits, sample)
@@ -79,7 +78,7 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
         t_end = clock()
         step = StepStats(step=stats.target_passes, tree_nodes=len(trie), proposed=len(trie) - 1,
                          accepted=len(walk.path) - 1, emitted=len(emitted),
-                         draft_s=t_draft - t_step + t_observed - t_observe, vp_s=vp_s,
+                         draft_s=t_draft - t_step + t_observed - t_observe, vp_s=proposal.vp_s,
                          verify_s=t_verify - t_draft, other_s=t_end - t_verify - (t_observed - t_observe),
                          tree=trie.view(walk.path))
         count_acceptance(stats.accept_tries, stats.accept_hits, step.tree)

@@ -44,7 +44,7 @@ def replay(method, tokens: np.ndarray, n_prompt: int, features: np.ndarray) -> d
     method.start(tokens[:n_prompt], 0, np.asarray(features[:n_prompt - 1], dtype=np.float32))
     p, accepted, nodes = n_prompt - 1, [], []
     while p < n - 1:
-        trie = method.propose(tokens[:p], tokens[p])
+        trie = method.propose(tokens[:p], tokens[p]).trie
         node, a = 0, 0
         while p + a + 1 < n:
             child = trie.child(node, tokens[p + a + 1])

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.events import ARDRAFT
+from engine.methods.base import Proposal
 from engine.store.embedded import DEFAULT_DRAFT, ensure
 from engine.target import Target, TargetSettings
 from engine.tree import Trie
@@ -77,7 +78,7 @@ class ARDraft:
     def observe(self, accepted, features) -> None:
         pass
 
-    def propose(self, history: list[int], anchor: int) -> Trie:
+    def propose(self, history: list[int], anchor: int) -> Proposal:
         trie = Trie.rooted(anchor)
         room = self.draft.n_ctx - len(history) - 2
         token, _ = self.draft.prepare(history + [anchor])
@@ -90,7 +91,7 @@ class ARDraft:
             if p < self.p_min:
                 break
             node = trie.add_node(node, token, ARDRAFT, p)
-        return trie
+        return Proposal(trie)
 
 
 def _argmax_prob(logits: np.ndarray) -> tuple[int, float]:

@@ -22,6 +22,7 @@ import numpy as np
 from engine.calibrate import CostCurve
 from engine.events import DRAFTER1, LOOKUP
 from engine.methods.d2sd_cycle import Block, block_row, draft_block, merge, reanchor_points, vp_drafts
+from engine.methods.base import Proposal
 from engine.methods.drafting import DrafterSync
 from engine.methods.lookup import PromptLookup
 from engine.tree import Trie
@@ -145,8 +146,7 @@ class Auto:
         self.calibration = Calibration()
         self.sync = DrafterSync(*(d for d in (drafter, vp_drafter) if d is not None)) if drafter else None
         self.draft_s = 0.0     # drafter 1's pass, seconds (exponential average)
-        self.vp_s = 0.0        # the VP pass of the last step, for generate()'s time split
-        self.vp_cost = 0.0
+        self.vp_cost = 0.0     # the VP pass, seconds (exponential average)
         self.vp_gain = 1.0     # extra tokens per VP pass beyond drafter 1's chain (optimistic start)
         self.pause_steps, self.max_pause = pause_steps, max_pause
         self._pause, self._paused_for = 0, 0
@@ -182,11 +182,11 @@ class Auto:
         if "vp_chain" in last:  # tokens accepted past where drafter 1's chain broke came from a VP row
             self.vp_gain = 0.8 * self.vp_gain + 0.2 * (len(got) - _common(got, last["draft"].tokens))
 
-    def propose(self, history, anchor) -> Trie:
+    def propose(self, history, anchor) -> Proposal:
         if self._verify_from is not None:
             since, nodes = self._verify_from
             self.cost.record(nodes, self.clock() - since)
-        self._last, self.vp_s = {}, 0.0
+        self._last, vp_s = {}, 0.0
         t1 = self.cost.t(1)
         best = ("ar", 0, 1.0 / t1)
         text = history + [anchor]
@@ -218,10 +218,10 @@ class Auto:
             self._last["draft"] = chain
             if self.vp is not None and self._vp_pays(chain.conf, L):
                 name = "d2sd"
-                self._add_vp_rows(trie, anchor, chain)
+                vp_s = self._add_vp_rows(trie, anchor, chain)
         self.choice = name
         self._verify_from = (self.clock(), len(trie))
-        return trie
+        return Proposal(trie, vp_s)
 
     # --- internals -----------------------------------------------------------------------------------
 
@@ -260,17 +260,18 @@ class Auto:
         with_vp_s = self.cost.t(L + 1 + n_extra) + self.vp_cost
         return (expected + self.vp_gain) / with_vp_s > expected / base_s
 
-    def _add_vp_rows(self, trie: Trie, anchor: int, chain: Block) -> None:
-        """D2SD's VP rows (engine.methods.d2sd_cycle) on drafter 1's chain as cut; their pass is timed."""
+    def _add_vp_rows(self, trie: Trie, anchor: int, chain: Block) -> float:
+        """D2SD's VP rows (engine.methods.d2sd_cycle) on drafter 1's chain as cut; the seconds of their pass."""
         points = reanchor_points(chain, self.k)
         if not points:
-            return
+            return 0.0
         t = time.perf_counter()
         vp_tokens, vp_conf = vp_drafts(self.vp, self._row(anchor), chain, points)
-        self.vp_s = time.perf_counter() - t
-        self.vp_cost = self.vp_s if self.vp_cost == 0 else 0.8 * self.vp_cost + 0.2 * self.vp_s
+        vp_s = time.perf_counter() - t
+        self.vp_cost = vp_s if self.vp_cost == 0 else 0.8 * self.vp_cost + 0.2 * vp_s
         merge(trie, chain, points, vp_tokens, vp_conf)
         self._last["vp_chain"] = True
+        return vp_s
 
 
 def _common(a, b) -> int:

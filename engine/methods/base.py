@@ -1,11 +1,20 @@
 """The interface every decoding method implements."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from engine.tree import Trie
+
+
+@dataclass
+class Proposal:
+    """What a method offers for one step: the trie to verify, and the seconds of the proposal spent on
+    VP rows (d2sd's second drafter), which the statistics report apart from drafter 1's."""
+    trie: Trie
+    vp_s: float = 0.0
 
 
 class Method(Protocol):
@@ -19,7 +28,7 @@ class Method(Protocol):
         """A new generation: `prompt` is committed except its last token (the first anchor); the first
         `reused` positions were kept from before, `features` cover the rest, if captured."""
 
-    def propose(self, history: list[int], anchor: int) -> Trie:
+    def propose(self, history: list[int], anchor: int) -> Proposal:
         """The trie to verify this step, rooted at `anchor`; `history` is everything committed before it."""
 
     def observe(self, accepted: list[int], features: np.ndarray | None) -> None:

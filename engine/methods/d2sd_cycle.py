@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.events import DRAFTER1, VP
+from engine.methods.base import Proposal
 from engine.tree import Trie
 
 
@@ -123,7 +124,7 @@ def merge(trie: Trie, block: Block, points: list[tuple[int, int]], vp_tokens: np
 
 
 def propose(drafter, vp, anchor: int, gamma: int, k: int, runner_ups: bool = False, top: int = 4,
-            budget: int | None = None) -> tuple[Trie, float]:
+            budget: int | None = None) -> Proposal:
     """The whole cycle for a block of `gamma` positions: the merged trie rooted at `anchor`, and the
     seconds spent on the VP rows (their pass and their merge)."""
     row = block_row(anchor, gamma, drafter.config.mask_token_id)
@@ -131,4 +132,4 @@ def propose(drafter, vp, anchor: int, gamma: int, k: int, runner_ups: bool = Fal
     points = reanchor_points(block, k, runner_ups)
     t = time.perf_counter()
     trie = merge(Trie.rooted(anchor, budget), block, points, *vp_drafts(vp, row, block, points))
-    return trie, time.perf_counter() - t
+    return Proposal(trie, time.perf_counter() - t)

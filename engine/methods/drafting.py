@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.events import DRAFTER1, RESAMPLE
 from engine.methods import d2sd_cycle
+from engine.methods.base import Proposal
 from engine.methods.d2sd_cycle import block_row, top_boundaries  # noqa: F401  (engine.train.evaluate imports it from here)
 from engine.tree import Trie
 
@@ -66,11 +67,11 @@ class DFlash(_DrafterMethod):
     """Drafter 1's block as one chain."""
     name = "dflash"
 
-    def propose(self, history, anchor) -> Trie:
+    def propose(self, history, anchor) -> Proposal:
         tokens, conf = self.drafter.draft(self.block(anchor))
         trie = Trie.rooted(anchor, self.budget)
         trie.add_row(tokens[0, 1:], DRAFTER1, conf[0, 1:])
-        return trie
+        return Proposal(trie)
 
 
 class Naive(_DrafterMethod):
@@ -82,7 +83,7 @@ class Naive(_DrafterMethod):
         self.k, self.top = k, top
         self.rng = np.random.default_rng(seed)
 
-    def propose(self, history, anchor) -> Trie:
+    def propose(self, history, anchor) -> Proposal:
         ids, probs = self.drafter.draft_topk(self.block(anchor), self.top)
         ids, probs = ids[0, 1:], probs[0, 1:].astype(np.float64)
         trie = Trie.rooted(anchor, self.budget)
@@ -91,7 +92,7 @@ class Naive(_DrafterMethod):
         for _ in range(self.k):
             pick = [int(self.rng.choice(self.top, p=row)) for row in p]
             trie.add_row(ids[np.arange(len(pick)), pick], RESAMPLE, probs[np.arange(len(pick)), pick])
-        return trie
+        return Proposal(trie)
 
 
 class DDTree(_DrafterMethod):
@@ -102,7 +103,7 @@ class DDTree(_DrafterMethod):
         super().__init__(drafter, gamma, budget)
         self.top = top
 
-    def propose(self, history, anchor) -> Trie:
+    def propose(self, history, anchor) -> Proposal:
         ids, probs = self.drafter.draft_topk(self.block(anchor), self.top)
         ids, probs = ids[0, 1:], probs[0, 1:]
         trie = Trie.rooted(anchor, self.budget)
@@ -118,7 +119,7 @@ class DDTree(_DrafterMethod):
             for jj in range(self.top):
                 counter += 1
                 heapq.heappush(heap, (neg_p * float(probs[d + 1, jj]), counter, node, d + 1, jj))
-        return trie
+        return Proposal(trie)
 
 
 class D2SD(_DrafterMethod):
@@ -126,7 +127,6 @@ class D2SD(_DrafterMethod):
     pass, all rows merged into one trie (the cycle in engine.methods.d2sd_cycle). The points are the
     paper's likeliest rejection points, or with `alt=True` drafter 1's likeliest runner-up tokens."""
     name = "d2sd"
-    vp_s = 0.0  # seconds the last propose spent on VP rows: generate() reports it apart from drafter 1
 
     def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None, alt: bool = False,
                  top: int = 4):
@@ -137,7 +137,6 @@ class D2SD(_DrafterMethod):
         self.k, self.alt, self.top = k, bool(alt), top
         self.sync = DrafterSync(drafter, self.vp)
 
-    def propose(self, history, anchor) -> Trie:
-        trie, self.vp_s = d2sd_cycle.propose(self.drafter, self.vp, anchor, self.gamma, self.k, self.alt,
-                                             self.top, self.budget)
-        return trie
+    def propose(self, history, anchor) -> Proposal:
+        return d2sd_cycle.propose(self.drafter, self.vp, anchor, self.gamma, self.k, self.alt, self.top,
+                                  self.budget)

@@ -7,6 +7,7 @@ costs the same at token 10 and at token 10,000.
 from __future__ import annotations
 
 from engine.events import LOOKUP
+from engine.methods.base import Proposal
 from engine.tree import Trie
 
 
@@ -39,10 +40,10 @@ class PromptLookup:
     def observe(self, accepted, features) -> None:
         pass
 
-    def propose(self, history: list[int], anchor: int) -> Trie:
+    def propose(self, history: list[int], anchor: int) -> Proposal:
         trie = Trie.rooted(anchor)
         trie.add_row(self.continuation(history + [anchor]), LOOKUP)
-        return trie
+        return Proposal(trie)
 
     def continuation(self, seq: list[int]) -> list[int]:
         return self.match(seq)[1]

@@ -1,4 +1,5 @@
 """`ar`: plain autoregressive decoding, a trie of one node per step."""
+from engine.methods.base import Proposal
 from engine.tree import Trie
 
 
@@ -11,8 +12,8 @@ class Plain:
     def start(self, prompt, reused, features) -> None:
         pass
 
-    def propose(self, history: list[int], anchor: int) -> Trie:
-        return Trie.rooted(anchor)
+    def propose(self, history: list[int], anchor: int) -> Proposal:
+        return Proposal(Trie.rooted(anchor))
 
     def observe(self, accepted, features) -> None:
         pass

@@ -8,6 +8,7 @@ import pytest
 
 from engine.events import Finished
 from engine.generate import generate
+from engine.methods.base import Proposal
 from engine.target import Target, TargetSettings
 from engine.tree import Trie
 from tests.engine.greedy_check import NEAR_TIE, first_divergence, greedy_reference, top2_margin
@@ -111,7 +112,7 @@ class Oracle:
     def observe(self, accepted, features):
         pass
 
-    def propose(self, history, anchor):
+    def propose(self, history, anchor) -> Proposal:
         done = len(history) + 1 - self.prompt_len  # output tokens emitted so far (the anchor included)
         row = list(self.ref[done:done + self.gamma])
         trie = Trie.rooted(anchor)
@@ -124,7 +125,7 @@ class Oracle:
                 trie.add_row(row[: k + 2], "oracle")  # a second branch that gets further
         else:
             trie.add_row(row, "oracle")
-        return trie
+        return Proposal(trie)
 
 
 def test_oracle_drafter_with_errors_reproduces_greedy_output(qwen):

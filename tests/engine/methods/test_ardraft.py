@@ -53,7 +53,7 @@ def test_p_min_cuts_the_chain_where_the_draft_is_unsure(target, tiny_gguf):
     try:
         target.reset()
         anchor, _ = target.prepare(target.tokenize("hello"))
-        trie = method.propose(target.tokens, anchor)
+        trie = method.propose(target.tokens, anchor).trie
         assert len(trie) < 7 and all(c >= 0.999 for c in trie.confidences[1:])
     finally:
         method.close()

@@ -70,7 +70,7 @@ def _replay(method, prompt, answer, clock=None):
     method.start(prompt, 0, None)
     text, p, chosen = list(prompt) + list(answer), len(prompt), []
     while p < len(text):
-        trie = method.propose(text[:p], text[p])
+        trie = method.propose(text[:p], text[p]).trie
         if clock:
             clock.now += clock.seconds(len(trie))
         chain = trie.tokens[1:]

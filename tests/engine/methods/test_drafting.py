@@ -36,7 +36,9 @@ def test_vp_rows_keep_drafter1_prefix_and_merge_into_one_trie(target, drafters):
     prompt = target.tokenize("def hello world")
     anchor, reused = target.prepare(prompt, max_reuse=method.context_len())
     method.start(prompt, reused, target.features)
-    trie = method.propose(target.tokens, anchor)
+    proposal = method.propose(target.tokens, anchor)
+    trie = proposal.trie
+    assert proposal.vp_s > 0  # the VP pass is timed apart from drafter 1's
     chain = [0]
     while any(trie.sources[c] == DRAFTER1 for c in range(len(trie)) if trie.parents[c] == chain[-1]):
         chain.append(next(c for c in range(len(trie)) if trie.parents[c] == chain[-1] and trie.sources[c] == DRAFTER1))
@@ -57,7 +59,7 @@ def test_runner_up_rows_branch_off_drafter1_with_its_second_choice(target, draft
     method.start(prompt, reused, target.features)
     block = draft_block(d1, method.block(anchor), top=4)
     points = reanchor_points(block, 3, runner_ups=True)
-    trie = method.propose(target.tokens, anchor)
+    trie = method.propose(target.tokens, anchor).trie
     for i, j in points:
         node = 0
         for token in block.tokens[:i]:  # drafter 1's chain up to the branch point

@@ -22,7 +22,7 @@ def test_falls_back_to_shorter_ngram_and_to_nothing():
 
 
 def test_proposes_a_chain_rooted_at_the_anchor():
-    trie = PromptLookup(gamma=4).propose([1, 2, 3, 4, 1, 2], 3)
+    trie = PromptLookup(gamma=4).propose([1, 2, 3, 4, 1, 2], 3).trie
     assert trie.tokens == [3, 4, 1, 2, 3] and trie.sources[1:] == ["lookup"] * 4
 
 
