@@ -1,7 +1,7 @@
 """The target's verify cost curve t(n): seconds for one decode_tree of a chain of n nodes.
 
 Speculative decoding pays only where verifying n tokens costs much less than n single steps
-(DESIGN §4): at tree size n no method can beat n·t(1)/t(n) times plain decoding. The curve depends on
+(docs/design.md, "The cost curve"): at tree size n no method can beat n·t(1)/t(n) times plain decoding. The curve depends on
 the model file, the device split and the thread count, so it is cached per (file, settings, build, CPU).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The user's sampler and the acceptance walk over a verified trie (DESIGN §2.5).
+"""The user's sampler and the acceptance walk over a verified trie (docs/design.md, "The acceptance walk").
 
 Drafts are deterministic, so walking the trie and sampling each next token from the target's own
 distribution at the current node emits exactly what plain decoding would: greedy gives the same tokens,

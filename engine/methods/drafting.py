@@ -1,4 +1,5 @@
-"""Methods built on the block-diffusion drafters: `dflash`, `naive`, `ddtree` and `d2sd` (DESIGN §2).
+"""Methods built on the block-diffusion drafters: `dflash`, `naive`, `ddtree` and `d2sd`
+(docs/design.md, "The D2SD cycle").
 
 Each drafter keeps a context cache of target features for the committed tokens; `DrafterSync` keeps
 those caches in step with the target (truncate to what the target kept of an earlier turn, append the

@@ -12,7 +12,7 @@ from engine.target import Target, TargetSettings
 from tests.engine.greedy_check import first_divergence, greedy_reference
 from tests.engine.methods.test_drafting import tiny_drafter
 
-CPU = CostCurve({1: 0.080, 2: 0.125, 4: 0.179, 8: 0.490, 16: 0.536, 64: 1.8})   # measured here (DESIGN §4)
+CPU = CostCurve({1: 0.080, 2: 0.125, 4: 0.179, 8: 0.490, 16: 0.536, 64: 1.8})   # measured here (docs/design.md, "The cost curve")
 FLAT = CostCurve({1: 0.01, 2: 0.0101, 4: 0.0102, 8: 0.0104, 16: 0.0108, 64: 0.012})   # a GPU-like curve
 STEEP = CostCurve({1: 0.01, 2: 0.02, 4: 0.04, 8: 0.08, 16: 0.16, 64: 0.64})           # verify costs n steps
 
