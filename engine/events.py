@@ -1,7 +1,7 @@
 """What the generation loop streams out: plain dataclasses, safe to pass across threads and to pickle-free JSON."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 # Provenance of an emitted token: which proposer put it in the verified trie (or "target" for the
 # token the target sampled itself after the last accepted node: the bonus token).
@@ -82,11 +82,16 @@ class RunStats:
     accept_hits: list[int] = field(default_factory=list)
 
     @property
+    def produced(self) -> int:
+        """Tokens the verify passes produced: the new tokens and the end-of-generation token that ended
+        the answer, if one did (the last pass produced it; leaving it out put `ar` below 1). Tokens a
+        pass produced past a stop or the token limit are not counted."""
+        return self.new_tokens + (self.stop_reason == "eos")
+
+    @property
     def tau(self) -> float:
-        """Tokens the target produced per pass (mean accepted length + 1). The end-of-generation token
-        the last pass produced counts: it is not in new_tokens, and leaving it out put `ar` below 1."""
-        produced = self.new_tokens + (self.stop_reason == "eos")
-        return produced / self.target_passes if self.target_passes else 0.0
+        """Tokens the target produced per pass (mean accepted length + 1)."""
+        return self.produced / self.target_passes if self.target_passes else 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -105,6 +110,11 @@ class RunStats:
         d = asdict(self)
         d.update(tau=self.tau, tokens_per_s=self.tokens_per_s, acceptance_rate=self.acceptance_rate)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunStats":
+        """Stats saved with to_dict (the derived figures in it are computed again, not read)."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 @dataclass

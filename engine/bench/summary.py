@@ -1,11 +1,14 @@
 """Aggregates per-run results into per-(method, mode) figures: totals first, then ratios, so long and
-short answers weigh by their tokens rather than one vote each."""
+short answers weigh by their tokens rather than one vote each. What a run contributes to τ and to the
+acceptance is what its RunStats counts (engine/events.py): the tokens its passes produced, and the draft
+depths tried and taken along the accepted path (count_acceptance)."""
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
 
 from engine.bench.harness import REFERENCE, Results, Run
+from engine.events import RunStats
 
 
 @dataclass
@@ -52,14 +55,13 @@ def summarize(res: Results) -> list[Summary]:
 
 
 def _one(method: str, mode: str, runs: list[Run]) -> Summary:
-    st = [r.stats for r in runs]
-    tokens = sum(s["new_tokens"] for s in st)
-    passes = sum(s["target_passes"] for s in st)
-    decode_s = sum(s["total_s"] - s["prefill_s"] for s in st)
-    proposed, accepted = sum(s["proposed"] for s in st), sum(s["accepted"] for s in st)
-    depth = max((len(s["accept_tries"]) for s in st), default=0)
-    tries = [sum(s["accept_tries"][k] for s in st if k < len(s["accept_tries"])) for k in range(depth)]
-    hits = [sum(s["accept_hits"][k] for s in st if k < len(s["accept_hits"])) for k in range(depth)]
+    st = [RunStats.from_dict(r.stats) for r in runs]
+    tokens = sum(s.new_tokens for s in st)
+    passes = sum(s.target_passes for s in st)
+    decode_s = sum(s.total_s - s.prefill_s for s in st)
+    depth = max((len(s.accept_tries) for s in st), default=0)
+    tries = [sum(s.accept_tries[k] for s in st if k < len(s.accept_tries)) for k in range(depth)]
+    hits = [sum(s.accept_hits[k] for s in st if k < len(s.accept_hits)) for k in range(depth)]
     sizes: dict[int, list[int]] = {}
     for r in runs:
         for n, e in zip(r.step_nodes, r.step_emitted):
@@ -70,11 +72,11 @@ def _one(method: str, mode: str, runs: list[Run]) -> Summary:
     return Summary(
         method=method, mode=mode, prompts=len(runs), tokens=tokens, passes=passes, decode_s=decode_s,
         tokens_per_s=tokens / decode_s if decode_s > 0 else 0.0,
-        tau=tokens / passes if passes else 0.0,
-        acceptance=accepted / proposed if proposed else 0.0,
-        ttft_median_s=statistics.median(s["ttft_s"] for s in st),
-        draft_s=sum(s["draft_s"] for s in st), verify_s=sum(s["verify_s"] for s in st),
-        other_s=sum(s["other_s"] for s in st),
+        tau=sum(s.produced for s in st) / passes if passes else 0.0,
+        acceptance=sum(hits) / sum(tries) if sum(tries) else 0.0,
+        ttft_median_s=statistics.median(s.ttft_s for s in st),
+        draft_s=sum(s.draft_s for s in st), verify_s=sum(s.verify_s for s in st),
+        other_s=sum(s.other_s for s in st),
         accept_by_depth=[h / t if t else 0.0 for h, t in zip(hits, tries)],
         by_tree_size=sizes,
         identical=sum(r.matches_reference for r in compared) if compared else None,

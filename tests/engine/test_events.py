@@ -32,3 +32,10 @@ def test_acceptance_is_measured_along_the_accepted_path_not_over_every_branch():
     assert stats.acceptance_rate == pytest.approx(2 / 3)   # not 2/9
     assert stats.to_dict()["acceptance_rate"] == pytest.approx(2 / 3)
     assert stats.tau == 3.0
+
+
+def test_saved_stats_read_back_as_the_same_run():
+    stats = _stats(method="d2sd", new_tokens=5, target_passes=2, proposed=9, accepted=3, stop_reason="eos",
+                   accept_tries=[2, 1], accept_hits=[2, 1])
+    back = RunStats.from_dict(stats.to_dict())   # the derived figures in the dict are not fields
+    assert back == stats and (back.produced, back.tau) == (6, 3.0)
