@@ -15,7 +15,7 @@ import numpy as np
 from engine.events import DRAFTER1, RESAMPLE
 from engine.methods import d2sd_cycle
 from engine.methods.base import Proposal
-from engine.methods.d2sd_cycle import block_row, top_boundaries  # noqa: F401  (engine.train.evaluate imports it from here)
+from engine.methods.d2sd_cycle import block_row
 from engine.tree import Trie
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from engine.drafters.model import DFlashModel
-from engine.methods.drafting import top_boundaries
+from engine.methods.d2sd_cycle import top_boundaries
 from engine.train.data import Dataset
 from engine.train.objectives import IGNORE, build_rows
 from engine.train.trainer import Frozen, hidden_states
