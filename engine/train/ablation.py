@@ -1,12 +1,13 @@
 """Drafter 1 variants trained side by side on the same data for the same number of steps, each measured
 on the same held-out answers: which change to the recipe buys acceptance.
 
-    python -m engine.train.ablation --answers data/<target>-answers.npz --data-tokens 40000 --steps 1200 \
+    python -m engine.train.ablation --answers data/<target>-answers.npz --data-tokens 24000 --steps 1000 \
         --variant base --variant labels=topk --variant intermediate_size=1152
 
 A variant is `base` or recipe fields `name=value` joined by `,`. Data comes from the training cache's
 folder for the target (recaptured from `--answers` as `d2sd train` does); each variant trains in its own
-folder beside it, so a stopped run continues, and results go to `ablation.json` there as they come.
+folder beside it, so a stopped run continues, and results go to `ablation.json` there as they come,
+one row per variant and step count (`base@1000`): a longer run of the same variant is another row.
 """
 from __future__ import annotations
 
@@ -72,11 +73,12 @@ def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], s
     make_data(target, sha, folder, base, n_threads=n_threads, answers=answers, log=log)
     results_path = folder / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for name, recipe in recipes.items():
+    for variant, recipe in recipes.items():
+        name = f"{variant}@{steps}"
         ds, train_ids, held_ids, config, frozen = setup(target, folder, recipe, heldout_every)
         data = data_record(ds, train_ids, held_ids, frozen)
         done = results.get(name)
-        if done and (done["steps"] != steps or done["data"] != data):  # other data or steps: afresh
+        if done and done["data"] != data:  # trained on other data: afresh
             shutil.rmtree(folder / "variants" / name, ignore_errors=True)
             done = None
         if done and all(key in done for key in MEASURES):
@@ -91,7 +93,7 @@ def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], s
         e = acceptance(model, model, frozen, ds, held_ids)
         q = int8_model(model, frozen)
         e8 = acceptance(q, q, raw_features(frozen), ds, held_ids)
-        results[name] = {"steps": steps, "train_seconds": round(seconds, 1),
+        results[name] = {"variant": variant, "steps": steps, "train_seconds": round(seconds, 1),
                          "parameters": sum(p.numel() for p in model.parameters()),
                          "first_token": e["acceptance_by_position"][0], "second_token": e["acceptance_by_position"][1],
                          "tau_dflash": round(e["tau_dflash"], 3), "tau_d2sd_reuse": round(e["tau_d2sd"], 3),
@@ -123,8 +125,8 @@ def table(results: dict) -> str:
     lines = ["| variant | parameters | steps | minutes | first token | second token | τ dflash | τ d2sd (reuse) "
              "| first token, int8 | τ dflash, int8 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['parameters'] / 1e6:.1f}M | {r['steps']} | {r['train_seconds'] / 60:.0f} | "
+    for r in results.values():
+        lines.append(f"| {r['variant']} | {r['parameters'] / 1e6:.1f}M | {r['steps']} | {r['train_seconds'] / 60:.0f} | "
                      f"{r['first_token']:.3f} | {r['second_token']:.3f} | {r['tau_dflash']:.2f} | "
                      f"{r['tau_d2sd_reuse']:.2f} | {r['first_token_int8']:.3f} | {r['tau_dflash_int8']:.2f} |")
     return "\n".join(lines)

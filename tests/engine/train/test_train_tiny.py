@@ -296,12 +296,14 @@ def test_ablation_trains_each_variant_once_on_the_same_data(tiny_gguf, tmp_path)
                              file_sha256(tiny_gguf), recipe.max_new)
     first = ablation.run(tiny_gguf, answers, recipe, ["base", "labels=topk,intermediate_size=48"], steps=3,
                          n_threads=1, log=lambda m: None)
-    assert set(first) == {"base", "labels=topk,intermediate_size=48"}
-    assert first["labels=topk,intermediate_size=48"]["parameters"] > first["base"]["parameters"]
+    assert set(first) == {"base@3", "labels=topk,intermediate_size=48@3"}
+    assert first["labels=topk,intermediate_size=48@3"]["parameters"] > first["base@3"]["parameters"]
     assert all(r["steps"] == 3 and r["heldout_rows"] > 0 and 0 <= r["first_token"] <= 1 for r in first.values())
     assert all(0 <= r["first_token_int8"] <= 1 and r["tau_dflash_int8"] >= 1 for r in first.values())
     again = ablation.run(tiny_gguf, answers, recipe, ["base"], steps=3, log=lambda m: None)
-    assert again["base"] == first["base"]  # done already: not trained again
+    assert again["base@3"] == first["base@3"]  # done already: not trained again
+    longer = ablation.run(tiny_gguf, answers, recipe, ["base"], steps=4, log=lambda m: None)
+    assert longer["base@3"] == first["base@3"] and longer["base@4"]["steps"] == 4  # both lengths kept
     assert "| base |" in ablation.table(again)
 
 
