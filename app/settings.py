@@ -62,6 +62,12 @@ def settings_path() -> Path:
     return config_dir() / "settings.json"
 
 
+# Files saved before "from the model" became the default context (no "format" key) hold the old default,
+# 4096, written for everyone: read it as the new default. The format number is saved with every file.
+FORMAT = 2
+_OLD_DEFAULT_N_CTX = 4096
+
+
 def load_settings(path: Path | None = None) -> AppSettings:
     """Unknown keys (from a newer version) are dropped; a corrupt file falls back to defaults."""
     path = path or settings_path()
@@ -74,6 +80,8 @@ def load_settings(path: Path | None = None) -> AppSettings:
     defaults = AppSettings()
     kept = {f.name: data[f.name] for f in fields(AppSettings)
             if f.name in data and type(data[f.name]) is type(getattr(defaults, f.name))}
+    if "format" not in data and kept.get("n_ctx") == _OLD_DEFAULT_N_CTX:
+        del kept["n_ctx"]
     return AppSettings(**kept)
 
 
@@ -84,5 +92,5 @@ def save_settings(settings: AppSettings, path: Path | None = None) -> None:
     tmp.unlink(missing_ok=True)
     # readable by the user alone: it may hold the server's API key
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(json.dumps(asdict(settings), indent=2) + "\n")
+        f.write(json.dumps({"format": FORMAT, **asdict(settings)}, indent=2) + "\n")
     os.replace(tmp, path)

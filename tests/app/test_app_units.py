@@ -30,6 +30,16 @@ def test_settings_roundtrip_and_bad_files(tmp_path):
     assert load_settings(path) == AppSettings()
 
 
+def test_the_old_saved_default_context_becomes_the_models_own(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"n_ctx": 4096, "k": 3}))  # written before "from the model" was the default
+    assert load_settings(path) == AppSettings(k=3) and AppSettings().n_ctx == 0
+    save_settings(AppSettings(n_ctx=4096), path)  # chosen in this version: kept
+    assert load_settings(path).n_ctx == 4096 and json.loads(path.read_text())["format"] == 2
+    path.write_text(json.dumps({"n_ctx": 8192}))  # an old file's own choice: kept
+    assert load_settings(path).n_ctx == 8192
+
+
 def test_method_params_only_what_the_method_takes():
     assert AppSettings(method="ar").method_params() == {}
     assert AppSettings(method="lookup", gamma=5).method_params() == {"gamma": 5}
