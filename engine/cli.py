@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--raw-features", action="store_true",
                    help="train on the target's unscaled features (continues a run begun that way)")
     t.add_argument("--labels", choices=("hard", "topk"),
-                   help="learn the answer's tokens (hard, the default) or the target's top-k distribution")
+                   help="learn the target's top-k distribution (topk, the default) or the answer's tokens (hard)")
     t.add_argument("--num-layers", type=int, help="drafter layers (default 1)")
     t.add_argument("--int8", action="store_true", help="export the matrices as int8: half the file")
     return ap

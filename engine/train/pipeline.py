@@ -46,7 +46,7 @@ class Recipe:
     block_size: int = 16
     vocab_size: int = 8192                      # draft vocabulary
     topk: int = 16                              # target top-k log-probabilities kept per answer position
-    labels: str = "hard"                        # drafters learn the answer ("hard") or the target's top-k
+    labels: str = "topk"                        # drafters learn the target's top-k (model card ablation) or the answer ("hard")
     int8: bool = False                          # export matrices as int8 (half the file: twice the parameters)
     block_steps: int = 2000
     vp_steps: int = 600
