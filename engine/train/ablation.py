@@ -75,7 +75,7 @@ def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], s
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for variant, recipe in recipes.items():
         name = f"{variant}@{steps}"
-        ds, train_ids, held_ids, config, frozen = setup(target, folder, recipe, heldout_every)
+        ds, train_ids, held_ids, config, frozen, _ = setup(target, folder, recipe, heldout_every)
         data = data_record(ds, train_ids, held_ids, frozen)
         done = results.get(name)
         if done and done["data"] != data:  # trained on other data: afresh

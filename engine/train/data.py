@@ -276,11 +276,12 @@ def answer_side_by_side(target, prompts: list[str], todo: Iterator[int], s: Data
             logits, features = seqs.decode([(k, len(slots[k].tokens) - 1, slots[k].tokens[-1]) for k in still])
             threads.record(n, time.perf_counter() - t, len(still))
             on_step(len(still))
+            ids, logp = top_logprobs(logits, s.topk) if s.topk else (None, None)  # one pass over every row
             for row, k in enumerate(still):
                 if capture:
                     slots[k].features.append(features[row:row + 1].astype(np.float16))
                 if s.topk:
-                    slots[k].top.append(top_logprobs(logits[row], s.topk))
+                    slots[k].top.append((ids[row:row + 1], logp[row:row + 1]))
                 nxt[k] = int(logits[row].argmax())
 
 

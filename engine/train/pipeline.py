@@ -120,7 +120,8 @@ def make_data(target: Path, sha: str, folder: Path, recipe: Recipe, *, prompts: 
 
 def setup(target: Path, folder: Path, recipe: Recipe, heldout_every: int = 20):
     """What every drafter trains against, from the data in `folder`: (dataset, train and held-out sample
-    indices, drafter config, Frozen with the draft vocabulary counted on the training answers)."""
+    indices, drafter config, Frozen with the draft vocabulary counted on the training answers, and the share
+    of training answer tokens that vocabulary covers)."""
     ds = data_stage.Dataset(folder)
     train_ids, held_ids = heldout(ds, heldout_every)
     layers = data_layers(folder, recipe)
@@ -132,18 +133,13 @@ def setup(target: Path, folder: Path, recipe: Recipe, heldout_every: int = 20):
     embedding, output = head.weights(torch.device("cpu"), torch.float32)
     columns = feature_columns(config, layers)
     scale = feature_scale(ds, train_ids, columns, seed=recipe.seed) if recipe.scale_features else None
-    return ds, train_ids, held_ids, config, Frozen(embedding, output, vocab, config, layers, scale)
+    coverage = round(float(counts[vocab.ids].sum() / counts.sum()), 4)
+    return ds, train_ids, held_ids, config, Frozen(embedding, output, vocab, config, layers, scale), coverage
 
 
 def data_record(ds: data_stage.Dataset, train_ids: list[int], held_ids: list[int], frozen: Frozen) -> dict:
     return {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),
             "answer_tokens": ds.answer_tokens(), "tokens": int(ds.lengths.sum()), "layers": list(frozen.data_layers)}
-
-
-def vocab_record(ds: data_stage.Dataset, train_ids: list[int], frozen: Frozen) -> dict:
-    counts = count_vocab(ds, train_ids, len(frozen.to_draft))
-    return {"size": len(frozen.vocab),
-            "answer_coverage": round(float(counts[frozen.vocab.ids].sum() / counts.sum()), 4)}
 
 
 def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, prompts: list[str] | None = None,
@@ -176,10 +172,10 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
         spent("data", t)
         return None
     spent("data", t)
-    ds, train_ids, held_ids, config, frozen = setup(target, work / "data", recipe)
+    ds, train_ids, held_ids, config, frozen, coverage = setup(target, work / "data", recipe)
     vocab = frozen.vocab
     record["data"] = data_record(ds, train_ids, held_ids, frozen)
-    record["vocab"] = vocab_record(ds, train_ids, frozen)
+    record["vocab"] = {"size": len(vocab), "answer_coverage": coverage}
 
     common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed,
                   scaled_features=frozen.scale is not None, sample_positions=recipe.sample_positions,
