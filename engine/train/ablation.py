@@ -8,6 +8,8 @@ A variant is `base` or recipe fields `name=value` joined by `,`. Data comes from
 folder for the target (recaptured from `--answers` as `d2sd train` does); each variant trains in its own
 folder beside it, so a stopped run continues, and results go to `ablation.json` there as they come,
 one row per variant and step count (`base@1000`): a longer run of the same variant is another row.
+`train_tokens=N` trains on the first samples holding N answer tokens and is measured on the same held-out
+answers, which gives the acceptance-vs-data curve.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from engine.train.pipeline import Recipe, data_record, make_data, setup, work_di
 from engine.train.trainer import Frozen, TrainSettings, export_weights, train
 
 MEASURES = ("first_token", "second_token", "tau_dflash", "tau_d2sd_reuse", "first_token_int8", "tau_dflash_int8")
-TRAINING_FIELDS = ("labels", "intermediate_size", "num_layers", "heads", "kv_heads", "head_dim", "lr",
+TRAINING_FIELDS = ("train_tokens", "labels", "intermediate_size", "num_layers", "heads", "kv_heads", "head_dim", "lr",
                    "anchors_per_step", "layers", "vocab_size", "scale_features", "sample_positions")
 
 
@@ -122,11 +124,12 @@ def raw_features(frozen: Frozen) -> Frozen:
 
 
 def table(results: dict) -> str:
-    lines = ["| variant | parameters | steps | minutes | first token | second token | τ dflash | τ d2sd (reuse) "
+    lines = ["| variant | training answer tokens | parameters | steps | minutes | first token | second token | τ dflash | τ d2sd (reuse) "
              "| first token, int8 | τ dflash, int8 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results.values():
-        lines.append(f"| {r['variant']} | {r['parameters'] / 1e6:.1f}M | {r['steps']} | {r['train_seconds'] / 60:.0f} | "
+        trained = r["data"].get("train_answer_tokens")
+        lines.append(f"| {r['variant']} | {'' if trained is None else f'{trained:,}'} | {r['parameters'] / 1e6:.1f}M | {r['steps']} | {r['train_seconds'] / 60:.0f} | "
                      f"{r['first_token']:.3f} | {r['second_token']:.3f} | {r['tau_dflash']:.2f} | "
                      f"{r['tau_d2sd_reuse']:.2f} | {r['first_token_int8']:.3f} | {r['tau_dflash_int8']:.2f} |")
     return "\n".join(lines)

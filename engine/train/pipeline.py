@@ -48,6 +48,7 @@ class Recipe:
     topk: int = 16                              # target top-k log-probabilities kept per answer position
     labels: str = "topk"                        # drafters learn the target's top-k (model card ablation) or the answer ("hard")
     int8: bool = False                          # export matrices as int8 (half the file: twice the parameters)
+    train_tokens: int = 0                       # train on the first samples holding this many answer tokens (0: all)
     block_steps: int = 2000
     vp_steps: int = 600
     anchors_per_step: int = 48
@@ -118,12 +119,27 @@ def make_data(target: Path, sha: str, folder: Path, recipe: Recipe, *, prompts: 
     return True
 
 
+def first_answer_tokens(ds: data_stage.Dataset, samples: list[int], tokens: int) -> list[int]:
+    """The first of `samples` up to the one that brings their answers to `tokens`: less data, same held-out
+    answers, so acceptance can be measured against data size."""
+    kept, total = [], 0
+    for i in samples:
+        if total >= tokens:
+            break
+        _, n_prompt, _ = ds.sample(i)
+        total += int(ds.lengths[i]) - n_prompt
+        kept.append(i)
+    return kept
+
+
 def setup(target: Path, folder: Path, recipe: Recipe, heldout_every: int = 20):
     """What every drafter trains against, from the data in `folder`: (dataset, train and held-out sample
     indices, drafter config, Frozen with the draft vocabulary counted on the training answers, and the share
     of training answer tokens that vocabulary covers)."""
     ds = data_stage.Dataset(folder)
     train_ids, held_ids = heldout(ds, heldout_every)
+    if recipe.train_tokens:
+        train_ids = first_answer_tokens(ds, train_ids, recipe.train_tokens)
     layers = data_layers(folder, recipe)
     head = SharedHead.from_gguf(target)
     info = head.info
@@ -138,8 +154,9 @@ def setup(target: Path, folder: Path, recipe: Recipe, heldout_every: int = 20):
 
 
 def data_record(ds: data_stage.Dataset, train_ids: list[int], held_ids: list[int], frozen: Frozen) -> dict:
+    train_tokens = sum(int(ds.lengths[i]) - ds.sample(i)[1] for i in train_ids)
     return {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),
-            "answer_tokens": ds.answer_tokens(), "tokens": int(ds.lengths.sum()), "layers": list(frozen.data_layers)}
+            "answer_tokens": ds.answer_tokens(), "train_answer_tokens": train_tokens, "tokens": int(ds.lengths.sum()), "layers": list(frozen.data_layers)}
 
 
 def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, prompts: list[str] | None = None,

@@ -305,6 +305,9 @@ def test_ablation_trains_each_variant_once_on_the_same_data(tiny_gguf, tmp_path)
     longer = ablation.run(tiny_gguf, answers, recipe, ["base"], steps=4, log=lambda m: None)
     assert longer["base@3"] == first["base@3"] and longer["base@4"]["steps"] == 4  # both lengths kept
     assert "| base |" in ablation.table(again)
+    less = ablation.run(tiny_gguf, answers, recipe, ["train_tokens=30"], steps=3, log=lambda m: None)
+    assert less["train_tokens=30@3"]["heldout_rows"] == first["base@3"]["heldout_rows"]  # the same held-out answers
+    assert 30 <= less["train_tokens=30@3"]["data"]["train_answer_tokens"] < first["base@3"]["data"]["train_answer_tokens"]
 
 
 def _answers(tiny_gguf) -> list[tuple[list[int], int]]:
