@@ -39,7 +39,7 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
         "## Training (this machine, CPU)",
         "",
         f"- Drafter 1: {r['block_steps']} steps x {r['anchors_per_step']} anchors, AdamW lr {r['lr']}, loss weights"
-        " exp(-(k-1)/7) by distance from the anchor"
+        f" exp(-(k-1)/{r.get('lam', 7.0):g}) by distance from the anchor"
         + ("; each step scores a sample of positions, each kept with probability equal to its weight." if
            r.get("sample_positions") else "."),
         "- Labels: " + ("the target's top-16 distribution at each answer position (cross-entropy), restricted to the"

@@ -52,6 +52,7 @@ class Recipe:
     block_steps: int = 2000
     vp_steps: int = 600
     anchors_per_step: int = 48
+    lam: float = 7.0                            # loss weight exp(-(k-1)/lam) at the k-th position past the anchor
     lr: float = 1e-3
     scale_features: bool = True                 # train on features divided by their channel RMS
     sample_positions: bool = True               # score a weight-proportional sample of block positions
@@ -194,7 +195,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     record["data"] = data_record(ds, train_ids, held_ids, frozen)
     record["vocab"] = {"size": len(vocab), "answer_coverage": coverage}
 
-    common = dict(anchors_per_step=recipe.anchors_per_step, lr=recipe.lr, seed=recipe.seed,
+    common = dict(anchors_per_step=recipe.anchors_per_step, lam=recipe.lam, lr=recipe.lr, seed=recipe.seed,
                   scaled_features=frozen.scale is not None, sample_positions=recipe.sample_positions,
                   labels=recipe.labels)
 
