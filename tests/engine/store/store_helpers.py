@@ -42,14 +42,22 @@ SOCKET_GUARD = SocketGuard()
 sys.addaudithook(SOCKET_GUARD)  # audit hooks cannot be removed: it stays, switched off, for the session
 
 
-def write_gguf(path: Path, *, n_layer: int = 4, hidden: int = 64, vocab: int = 96) -> Path:
-    """A tiny but real GGUF file (metadata + one tensor) for the parts that read GGUF metadata."""
+def write_gguf(path: Path, *, n_layer: int = 4, hidden: int = 64, vocab: int = 96, quantized: bool = False) -> Path:
+    """A tiny but real GGUF file (metadata + one tensor) for the parts that read GGUF metadata.
+    `quantized`: the tensor in Q8_0, as real models store theirs (bytes, not floats, to a reader that
+    does not know the type), followed by a norm tensor."""
     writer = gguf.GGUFWriter(str(path), "qwen2")
     writer.add_block_count(n_layer)
     writer.add_embedding_length(hidden)
     writer.add_context_length(2048)  # llama.cpp needs it, so engine.gguf_check refuses a file without it
     writer.add_token_list([f"t{i}".encode() for i in range(vocab)])
-    writer.add_tensor("token_embd.weight", np.zeros((vocab, hidden), dtype=np.float32))
+    embedding = np.zeros((vocab, hidden), dtype=np.float32)
+    if quantized:
+        writer.add_tensor("token_embd.weight", gguf.quants.quantize(embedding, gguf.GGMLQuantizationType.Q8_0),
+                          raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        writer.add_tensor("output_norm.weight", np.ones(hidden, dtype=np.float32))
+    else:
+        writer.add_tensor("token_embd.weight", embedding)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

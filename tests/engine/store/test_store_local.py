@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from pathlib import Path
 
 import gguf
@@ -23,6 +24,8 @@ from engine.store.errors import (
     PackageMissingError,
 )
 from engine.store.model_store import ModelStore
+from tests.fuzzing import PER_INPUT_S
+from tests.gguf_edits import edited, forge_array, shift_offset
 
 
 def test_import_list_check_and_delete(tmp_path: Path, data_dir: Path) -> None:
@@ -273,14 +276,27 @@ def test_a_gguf_that_is_only_a_header_start_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_misaligned_tensor_is_refused_before_it_is_imported(tmp_path: Path) -> None:
+    # quantized, as in the report: a reader that sees its tensors as bytes took the file, and llama.cpp
+    # refused it only once it had been imported and listed
     store = ModelStore(catalog=load_catalog())
-    path = write_gguf(tmp_path / "m.gguf")
-    reader = gguf.GGUFReader(path, "r+")
-    reader.tensors[0].field.parts[-1][0] += 1   # the tensor's data offset, one byte off
-    del reader
+    path = edited(write_gguf(tmp_path / "src.gguf", quantized=True), tmp_path / "m.gguf",
+                  shift_offset("token_embd.weight"))
     with pytest.raises(InvalidModelError, match="token_embd.weight has offset 1, expected 0"):
         store.import_gguf(path)
-    assert store.installed() == []
+    assert store.installed() == [] and not list(store.root.glob("local-*"))
+
+
+@pytest.mark.timeout(60)
+def test_a_forged_token_count_is_refused_at_once(tmp_path: Path) -> None:
+    # the token list declared as 2^40 bytes in a file of 8 MB: the import used to walk it for minutes
+    store = ModelStore(catalog=load_catalog())
+    path = edited(write_gguf(tmp_path / "src.gguf"), tmp_path / "m.gguf",
+                  forge_array("tokenizer.ggml.tokens", gguf.GGUFValueType.UINT8, 1 << 40), size=8 << 20)
+    t0 = time.monotonic()
+    with pytest.raises(InvalidModelError, match="tokenizer.ggml.tokens is an array of UINT8, not of STRING"):
+        store.import_gguf(path)
+    assert time.monotonic() - t0 < PER_INPUT_S
+    assert store.installed() == [] and not list(store.root.glob("local-*"))
 
 
 def test_a_file_name_of_255_bytes_is_imported_under_a_shorter_name(tmp_path: Path) -> None:
