@@ -32,3 +32,11 @@ def damage(path: Path, kind: str) -> None:
         (path / "inside.txt").write_text("kept")
     else:
         raise ValueError(kind)
+
+
+def contents(path: Path) -> bytes | dict[str, bytes]:
+    """What a damaged history holds, to show it was kept as it was: the file's bytes, or each file in the
+    folder that stood in its place."""
+    if path.is_dir():
+        return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    return path.read_bytes()

@@ -4,7 +4,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from app.main import parse_args, start
-from tests.damaged_history import KINDS, damage
+from tests.damaged_history import KINDS, contents, damage
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -12,10 +12,12 @@ def test_the_app_starts_on_a_damaged_history(qtbot, tmp_path, monkeypatch, tiny_
     monkeypatch.setenv("D2SD_DATA_DIR", str(tmp_path))
     path = tmp_path / "history.sqlite3"
     damage(path, kind)
+    before = contents(path)
     window, history, notice = start(parse_args(["--model", str(tiny_gguf)]))
     try:
         qtbot.waitExposed(window)
         [aside] = tmp_path.glob("history.sqlite3.broken-*")
+        assert contents(aside) == before   # kept beside the new history as it was
         assert isinstance(notice, QMessageBox) and notice.isVisible()
         assert str(path) in notice.text() and str(aside) in notice.text()
         # an empty history: nothing of the damaged file's (its one chat was titled "kept") was read

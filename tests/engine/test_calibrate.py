@@ -1,5 +1,6 @@
 """Verify cost calibration: the curve's math, and the per-model/settings cache."""
 import json
+import time
 
 import pytest
 
@@ -71,6 +72,26 @@ def test_a_curve_much_slower_than_the_steps_is_stale():
     assert not under_load.stale({1: 0.5, 4: 1.0})  # steps add overhead; nothing says the curve is wrong
     assert not under_load.stale({})
     assert not CostCurve({1: 0.08}).stale({1: 0.3})  # slower steps: load now, not a wrong curve
+
+
+def test_rounds_that_disagree_are_measured_again(tiny_gguf, monkeypatch):
+    # other work takes the CPU for one round of the first attempt (a fixed 0.2 s pause on the real
+    # llama.cpp pass, so the disagreement does not depend on what else this machine runs)
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=512, n_threads=2)) as t:
+        passes = []
+        real = t.decode_tree
+
+        def decode_tree(trie):
+            passes.append(trie)
+            if len(passes) == 3:   # after the warm-up, in the first round
+                time.sleep(0.2)
+            return real(trie)
+
+        monkeypatch.setattr(t, "decode_tree", decode_tree)
+        curve = cal.measure(t, SIZES, repeats=3)
+    one_attempt = 1 + 3 * len(SIZES)   # the warm-up, then each size once a round
+    assert len(passes) in (2 * one_attempt, cal.ATTEMPTS * one_attempt)
+    assert max(max(rounds) for rounds in curve.samples.values()) < 0.2   # the loaded attempt was not kept
 
 
 def _cached(t, seconds, samples):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from engine.store.history import History, HistoryUnreadable, open_history
-from tests.damaged_history import KINDS, damage
+from tests.damaged_history import KINDS, contents, damage
 
 
 @pytest.fixture
@@ -118,13 +118,13 @@ def test_committed_update_survives_kill(tmp_path):
 def test_a_damaged_history_is_moved_aside_and_a_new_one_started(tmp_path, kind):
     path = tmp_path / "history.sqlite3"
     damage(path, kind)
-    before = sorted(p.name for p in path.rglob("*")) if path.is_dir() else path.read_bytes()
+    before = contents(path)
     with pytest.raises(HistoryUnreadable, match="history.sqlite3"):
         History(path)
     h, problem = open_history(path)
     [aside] = tmp_path.glob("history.sqlite3.broken-*")
     assert str(path) in problem and str(aside) in problem and "\n" not in problem
-    assert (sorted(p.name for p in aside.rglob("*")) if aside.is_dir() else aside.read_bytes()) == before
+    assert contents(aside) == before
     assert h.conversations() == []
     h.create_conversation("new")
     h.close()
