@@ -23,7 +23,7 @@ from engine.tree import Trie
 SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 CONTEXT_TOKENS = 256   # committed context under the measured chains: a short chat turn
 # Rounds of one size whose slowest is this many times its fastest disagree: other work was running, so
-# the measurement is taken again (up to ATTEMPTS times) and a cached curve like that is not trusted.
+# the measurement is taken again (up to ATTEMPTS times in all) and the steadiest attempt kept.
 MAX_SPREAD = 1.5
 ATTEMPTS = 3
 # Steps that take less than 1/STALE_RATIO of the curve's time (steps add walk and commit to a bare
