@@ -238,6 +238,14 @@ class Target:
         self.tokens = []
         self.features = None
 
+    def warm_up(self) -> None:
+        """One decode of a single token, then an empty cache, as llama.cpp's own programs do before they
+        time anything: the first decode after a load pages the mapped weights in and sizes the compute
+        buffers (seconds on a cold page cache), which would otherwise land in the first timed answer."""
+        self.reset()
+        self.llama.decode([0], [0], [(0,)], True)
+        self.reset()
+
     def kv_positions(self, seq: int = 0) -> tuple[int, int]:
         """(min, max) position held by a sequence, (-1, -1) when empty: for tests and diagnostics."""
         return self.llama.positions(seq)

@@ -145,6 +145,7 @@ def run(a) -> int:
                 _say(f"resuming {out}: {len(journal.done)} of {len(prompt_list)} prompts already done")
             _say(f"{len(prompt_list)} prompts × {len(methods)} methods × {len(bench_modes)} modes")
             notes = []
+            target.warm_up()  # as llama-completion warms up before it times: the first run is not paging weights in
             anchor_step = _anchor_step(found, a, target, path, methods, notes) if found else None
 
             def after(prompt, runs) -> None:

@@ -89,6 +89,19 @@ def test_kv_cache_is_reused_for_the_common_prefix_of_the_next_turn(target):
     np.testing.assert_allclose(reused_logits, fresh_logits, atol=1e-4)
 
 
+def test_a_warm_up_leaves_an_empty_cache_and_the_same_answers(target):
+    prompt = target.tokenize("hello world def")
+    target.reset()
+    anchor, _ = target.prepare(prompt)
+    before, _ = target.decode_tree(Trie.rooted(anchor))
+    target.warm_up()
+    assert target.tokens == [] and target.kv_positions() == (-1, -1)
+    anchor, reused = target.prepare(prompt)
+    after, _ = target.decode_tree(Trie.rooted(anchor))
+    assert reused == 0
+    np.testing.assert_allclose(after, before, atol=1e-4)
+
+
 def test_text_round_trip_chat_template_and_utf8_streaming(target):
     text = "hello world: café € 😀"
     tokens = target.tokenize(text, special=False)
