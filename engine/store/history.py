@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.paths import data_dir
+from engine.store.safe_names import aside_path
 
 SCHEMA_VERSION = 1
 
@@ -263,7 +264,7 @@ def open_history(path: Path | str | None = None) -> tuple[History, str | None]:
                                      f"kept in memory only.")
     except HistoryUnreadable as e:
         problem = str(e)
-    aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    aside = aside_path(path)
     try:
         os.replace(path, aside)
         for suffix in ("-wal", "-shm"):

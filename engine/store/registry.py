@@ -6,10 +6,11 @@ import json
 import logging
 import os
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.store.safe_names import aside_path
 
 REGISTRY_FILE = "registry.json"
 REGISTRY_VERSION = 1
@@ -94,7 +95,7 @@ class Registry:
             return {}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             # The model files are intact; set the unreadable index aside so the app still starts.
-            aside = self.path.with_name(f"{REGISTRY_FILE}.broken-{int(time.time())}")
+            aside = aside_path(self.path)
             log.warning("Unreadable model registry %s (%s); moved to %s", self.path, exc, aside)
             os.replace(self.path, aside)
             return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path, PurePosixPath
 
 from engine.store.errors import UnsafeFilenameError
@@ -34,3 +35,14 @@ def safe_join(root: Path, name: str) -> Path:
     if not path.resolve().is_relative_to(root.resolve()):
         raise UnsafeFilenameError(f"Refusing file name {name!r}: it resolves outside {root}.")
     return path
+
+
+def aside_path(path: Path) -> Path:
+    """A name beside `path` for setting a damaged file aside, `<name>.broken-<time>`, that no earlier one
+    holds (two damaged files within a second must not overwrite each other's copy)."""
+    stem = f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside, n = path.with_name(stem), 1
+    while aside.exists() or aside.with_name(aside.name + "-wal").exists():
+        n += 1
+        aside = path.with_name(f"{stem}-{n}")
+    return aside

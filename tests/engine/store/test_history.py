@@ -141,6 +141,18 @@ def test_moving_aside_takes_the_wal_along(tmp_path):
     assert aside.with_name(aside.name + "-wal").read_text() == "wal bytes"
 
 
+def test_two_damaged_histories_within_a_second_both_stay(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    for text in ("first damage", "second damage"):
+        path.write_text(text)
+        path.with_name("history.sqlite3-wal").unlink(missing_ok=True)
+        h, _ = open_history(path)
+        h.close()
+        path.unlink()
+    kept = sorted(p.read_text() for p in tmp_path.glob("history.sqlite3.broken-*") if not p.name.endswith(("-wal", "-shm")))
+    assert kept == ["first damage", "second damage"]
+
+
 def test_a_history_that_cannot_be_moved_aside_lives_in_memory(tmp_path):
     # the history's folder cannot be created (a file holds its name), so nothing can be moved either
     blocked = tmp_path / "blocked"
