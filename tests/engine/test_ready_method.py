@@ -77,7 +77,7 @@ def test_auto_measures_the_cost_curve_once_then_reads_it(target, tmp_path, monke
         curve = ready.curve()
         assert ready.get("auto").cost.curve is curve and measured == [1]
     assert _cached_file(target) == curve
-    # a cached curve is read, not measured again (a steady one, so the test does not hang on the tiny
+    # a cached curve is read, not measured again (a steady one, so the test does not depend on the tiny
     # model's sub-millisecond rounds)
     _cache(target, curve.t(1), [curve.t(1)] * 3)
     with ReadyMethod(target, on_measure=lambda: measured.append(2)) as ready:
