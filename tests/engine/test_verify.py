@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.tree import Trie
-from engine.verify import Sampler, SamplerError, SamplerSettings, accept
+from engine.verify import Sampler, SamplerError, SamplerSettings, accept, top_k_ids
 
 V = 4
 
@@ -117,7 +117,11 @@ def test_filters_keep_what_they_promise():
 def test_top_k_candidates_are_the_k_best_of_the_whole_row_peaked_or_flat():
     sampler = Sampler(SamplerSettings(temperature=0.8, top_k=40, top_p=1.0, min_p=0.0, seed=0))
     rng = np.random.default_rng(0)
-    for scale in (0.01, 1.0, 8.0):            # at 8 fewer than k lie within 10 of the top: the whole row is searched
+    for scale in (0.01, 1.0, 8.0, 100.0):      # flat rows, and rows where a few ids stand far above the rest
         row = (rng.standard_normal(151936) * scale).astype(np.float32)
         ids, _ = sampler.distribution(row)
         assert set(ids) == set(np.argsort(-row, kind="stable")[:40])
+    for n, k in ((151936, 40), (1000, 3), (1000, 8), (300, 40), (129, 1)):  # other sizes, most with a tail past the last block
+        row = rng.standard_normal(n).astype(np.float32)
+        row[-1] = 50.0  # the tail beyond the last whole block holds the best id
+        assert set(top_k_ids(row, k)) == set(np.argsort(-row, kind="stable")[:k])
