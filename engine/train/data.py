@@ -385,5 +385,8 @@ class Dataset:
     def prompt_index(self, i: int) -> int:
         return self._index[i][4]
 
+    def answer_len(self, i: int) -> int:
+        return int(self.lengths[i] - self._index[i][3])
+
     def answer_tokens(self) -> int:
-        return int(sum(self.lengths[i] - self._index[i][3] for i in range(len(self))))
+        return sum(self.answer_len(i) for i in range(len(self)))

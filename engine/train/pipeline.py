@@ -127,8 +127,7 @@ def first_answer_tokens(ds: data_stage.Dataset, samples: list[int], tokens: int)
     for i in samples:
         if total >= tokens:
             break
-        _, n_prompt, _ = ds.sample(i)
-        total += int(ds.lengths[i]) - n_prompt
+        total += ds.answer_len(i)
         kept.append(i)
     return kept
 
@@ -155,7 +154,7 @@ def setup(target: Path, folder: Path, recipe: Recipe, heldout_every: int = 20):
 
 
 def data_record(ds: data_stage.Dataset, train_ids: list[int], held_ids: list[int], frozen: Frozen) -> dict:
-    train_tokens = sum(int(ds.lengths[i]) - ds.sample(i)[1] for i in train_ids)
+    train_tokens = sum(ds.answer_len(i) for i in train_ids)
     return {"samples": len(ds), "train_samples": len(train_ids), "heldout_samples": len(held_ids),
             "answer_tokens": ds.answer_tokens(), "train_answer_tokens": train_tokens, "tokens": int(ds.lengths.sum()), "layers": list(frozen.data_layers)}
 
