@@ -21,6 +21,7 @@ def generate(target, prompt: list[int], method: Method, sampler: SamplerSettings
     clock = time.perf_counter
     t0 = clock()
     sample = Sampler(sampler)
+    target.set_sequences(1 if method.chain else target.settings.n_seq_max)
     anchor, reused = target.prepare(prompt, max_reuse=method.context_len())
     method.start(prompt, reused, target.features)
     prefill_s = clock() - t0

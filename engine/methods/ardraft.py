@@ -42,6 +42,7 @@ def check_vocab(target: Target, draft: Target) -> None:
 
 class ARDraft:
     name = "ardraft"
+    chain = True
 
     def __init__(self, target: Target, draft: Target, gamma: int = 4, p_min: float = 0.0):
         """`p_min`: stop the chain early once the draft's own probability of its token drops below it

@@ -132,6 +132,7 @@ def useful_block(curve: CostCurve, block_size: int, p: float = 0.8) -> int:
 
 class Auto:
     name = "auto"
+    chain = False
 
     def __init__(self, curve: CostCurve, drafter=None, vp_drafter=None, *, gamma: int | None = None,
                  k: int = 4, lookup_gamma: int = 8, pause_steps: int = 8, max_pause: int = 256,

@@ -19,6 +19,7 @@ class Proposal:
 
 class Method(Protocol):
     name: str
+    chain: bool     # every proposal is a single path: the target then holds one sequence, not a tree's many
 
     def context_len(self) -> int | None:
         """How many committed positions the method's own state covers (None: it keeps none), so the

@@ -67,6 +67,7 @@ class _DrafterMethod:
 class DFlash(_DrafterMethod):
     """Drafter 1's block as one chain."""
     name = "dflash"
+    chain = True
 
     def propose(self, history, anchor) -> Proposal:
         tokens, conf = self.drafter.draft(self.block(anchor))
@@ -78,6 +79,7 @@ class DFlash(_DrafterMethod):
 class Naive(_DrafterMethod):
     """Drafter 1's block plus K rows resampled position by position from its own marginals."""
     name = "naive"
+    chain = False
 
     def __init__(self, drafter, gamma=None, k: int = 4, budget=None, seed: int = 0, top: int = 8):
         super().__init__(drafter, gamma, budget)
@@ -99,6 +101,7 @@ class Naive(_DrafterMethod):
 class DDTree(_DrafterMethod):
     """Best-first tree of the most probable prefixes, from drafter 1's per-position top-k marginals."""
     name = "ddtree"
+    chain = False
 
     def __init__(self, drafter, gamma=None, budget: int = 32, top: int = 4):
         super().__init__(drafter, gamma, budget)
@@ -128,6 +131,7 @@ class D2SD(_DrafterMethod):
     pass, all rows merged into one trie (the cycle in engine.methods.d2sd_cycle). The points are the
     paper's likeliest rejection points, or with `alt=True` drafter 1's likeliest runner-up tokens."""
     name = "d2sd"
+    chain = False
 
     def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None, alt: bool = False,
                  top: int = 4):

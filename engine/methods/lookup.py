@@ -19,6 +19,7 @@ MAX_GAMMA = 63
 
 class PromptLookup:
     name = "lookup"
+    chain = True
 
     def __init__(self, gamma: int = 8, max_ngram: int = 3, min_ngram: int = 1, cap: int = MAX_GAMMA):
         """`gamma` above `cap` (the drafts one verify pass holds besides the anchor) is capped to it."""

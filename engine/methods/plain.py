@@ -5,6 +5,7 @@ from engine.tree import Trie
 
 class Plain:
     name = "ar"
+    chain = True
 
     def context_len(self) -> None:
         return None

@@ -3,6 +3,7 @@ import threading
 
 import pytest
 
+from engine.calibrate import CostCurve
 from engine.events import Finished, StepStats, TextDelta
 from engine.generate import generate
 from engine.methods import make_method
@@ -83,6 +84,14 @@ def test_lookup_greedy_equals_ar_greedy(target):
         ids = run(target, prompt, "lookup", max_tokens=60)[-1].token_ids
         # eos may end the speculative run early; it ends the reference only by the token count
         assert first_divergence(ref[: len(ids)], margins, ids) is None
+
+
+def test_a_chain_method_runs_on_one_sequence_and_a_tree_method_on_all(target):
+    prompt = target.tokenize("def hello world")
+    run(target, prompt, "ar", max_tokens=4)
+    assert target.n_seq_max == 1
+    auto = generate(target, prompt, make_method("auto", target, curve=CostCurve({1: 0.01, 64: 0.012})), max_tokens=4)
+    assert isinstance(list(auto)[-1], Finished) and target.n_seq_max == target.settings.n_seq_max
 
 
 def test_sampling_is_reproducible_with_a_seed(target):

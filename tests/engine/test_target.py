@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.gguf_check import ModelFileError
-from engine.target import ContextOverflow, Target, TargetSettings
+from engine.target import ContextOverflow, Target, TargetError, TargetSettings
 from engine.tree import Trie
 
 
@@ -100,6 +100,32 @@ def test_a_warm_up_leaves_an_empty_cache_and_the_same_answers(target):
     after, _ = target.decode_tree(Trie.rooted(anchor))
     assert reused == 0
     np.testing.assert_allclose(after, before, atol=1e-4)
+
+
+def test_a_context_for_one_sequence_refuses_a_tree_and_gives_the_same_chain_logits(tiny_gguf):
+    with Target.load(tiny_gguf, TargetSettings(n_ctx=256, n_threads=1, n_seq_max=8)) as t:
+        prompt = t.tokenize("def hello world")
+        anchor, _ = t.prepare(prompt)
+        chain = Trie.rooted(anchor)
+        chain.add_row([5, 6, 7], "d")
+        many, _ = t.decode_tree(chain)
+        t.set_sequences(1)
+        assert (t.n_seq_max, t.tokens) == (1, [])  # a new context: the cache starts empty
+        anchor, reused = t.prepare(prompt)
+        assert reused == 0
+        one, _ = t.decode_tree(chain)
+        np.testing.assert_allclose(one, many, atol=1e-4)
+        tree = Trie.rooted(anchor)
+        tree.add_row([5, 6], "d")
+        tree.add_row([8, 9], "d")
+        with pytest.raises(TargetError, match="n_seq_max=1"):
+            t.decode_tree(tree)
+        for bad in (0, 9):
+            with pytest.raises(ValueError, match="1..8"):
+                t.set_sequences(bad)
+        t.set_sequences(8)
+        t.prepare(prompt)
+        assert t.n_seq_max == 8 and len(t.decode_tree(tree)[0]) == len(tree)
 
 
 def test_text_round_trip_chat_template_and_utf8_streaming(target):

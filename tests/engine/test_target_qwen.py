@@ -98,6 +98,7 @@ def test_each_branch_of_a_tree_matches_decoding_it_alone(qwen):
 class Oracle:
     """Proposes the reference greedy continuation, with errors injected, as a two-branch trie."""
     name = "oracle"
+    chain = False
 
     def __init__(self, reference, prompt_len, gamma=8, seed=0):
         self.ref, self.prompt_len, self.gamma = reference, prompt_len, gamma
