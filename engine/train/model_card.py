@@ -12,7 +12,8 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
         f"# D2SD drafter pair for {target_name}",
         "",
         f"Target: `{target_name}` (sha256 `{target_sha256}`). Two drafters in the DFlash checkpoint layout",
-        "(config.json + model.safetensors, float16; `draft_vocab.safetensors` lists the scored token ids):",
+        "(config.json + model.safetensors, " + ("int8 matrices with a float16 scale per row" if r.get("int8") else "float16")
+        + "; `draft_vocab.safetensors` lists the scored token ids):",
         "`block/` is drafter 1 (anchor-only block objective), `vp/` the variable-prefix drafter.",
         "They share the target's token embedding and output head, read from the GGUF at load time.",
         "",
@@ -22,9 +23,7 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
         "  held out) interleaved with code-writing prompts written for this project and, after those,",
         "  \"complete this function\" prompts made of a signature and docstring from Python's standard library",
         "  (`engine/train/prompts.py`; no HumanEval).",
-        f"- Answers: the target's own greedy answers (at most {r['max_new']} tokens), generated with llama.cpp,",
-        f"  {r['slots']} sequences side by side, target features of layers {tuple(d['layers'])}",
-        "  captured in the same passes and stored as float16.",
+        *_answers(r, d, record.get("answers")),
         f"- {d['samples']} samples ({d['train_samples']} train, {d['heldout_samples']} held out by prompt index),",
         f"  {d['answer_tokens']} answer tokens, {d['tokens']} tokens with prompts.",
         f"- Draft vocabulary: the {v['size']} most frequent answer tokens, covering {100 * v['answer_coverage']:.1f}%"
@@ -73,6 +72,16 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _answers(r: dict, d: dict, answers: str | None) -> list[str]:
+    if answers:  # `d2sd train --answers`: saved token ids, everything else taken again from the target
+        return [f"- Answers: the target's own greedy answers (at most {r['max_new']} tokens), their token ids read from",
+                f"  `{answers}`; the target's features of layers {tuple(d['layers'])} and its top-{r['topk']}",
+                "  log-probabilities recaptured by one llama.cpp prefill a sample, stored as float16."]
+    return [f"- Answers: the target's own greedy answers (at most {r['max_new']} tokens), generated with llama.cpp,",
+            f"  {r['slots']} sequences side by side, target features of layers {tuple(d['layers'])}",
+            "  captured in the same passes and stored as float16."]
 
 
 def _heldout_log(logs: dict) -> list[str]:

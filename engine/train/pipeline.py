@@ -178,6 +178,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     record_path = work / "record.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"seconds": {}}
     record["recipe"] = asdict(recipe)
+    record["answers"] = str(answers) if answers else None
 
     def spent(stage: str, since: float) -> None:
         record["seconds"][stage] = round(record["seconds"].get(stage, 0) + time.time() - since, 1)
