@@ -30,7 +30,8 @@ def answers(target_path: Path, sha256: str, prompts, layers: tuple[int, ...], ma
     texts = [p.messages[-1]["content"] for p in prompts]
     settings = data_stage.DataSettings(layers=layers, slots=min(16, len(texts)), max_new=max_new,
                                        max_prompt=2048, shard_samples=len(texts), topk=0)
-    data_stage.generate(target_path, sha256, texts, folder, settings, max_answer_tokens=10 ** 9,
+    # every prompt answered ends it; the bound only sizes the progress line
+    data_stage.generate(target_path, sha256, texts, folder, settings, max_answer_tokens=len(texts) * max_new,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
     ds = data_stage.Dataset(folder)
     order = {ds.prompt_index(i): i for i in range(len(ds))}
