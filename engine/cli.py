@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="learn the target's top-k distribution (topk, the default) or the answer's tokens (hard)")
     t.add_argument("--num-layers", type=int, help="drafter layers (default 1)")
     t.add_argument("--int8", action="store_true", help="export the matrices as int8: half the file")
+    t.add_argument("--fp32", action="store_true",
+                   help="train in float32 (default: bfloat16 matmuls where the CPU runs them natively)")
     return ap
 
 
@@ -289,6 +291,7 @@ def train_recipe(a):
     """The training recipe a `d2sd train` command line asks for: the defaults with its overrides."""
     from dataclasses import replace
 
+    from engine.drafters.device import cpu_bf16_fast
     from engine.train.pipeline import Recipe
 
     recipe = Recipe()
@@ -301,6 +304,8 @@ def train_recipe(a):
         recipe = replace(recipe, scale_features=False)
     if a.int8:
         recipe = replace(recipe, int8=True)
+    if not a.fp32 and cpu_bf16_fast():
+        recipe = replace(recipe, bf16=True)
     if a.layers:
         recipe = replace(recipe, layers=tuple(int(x) for x in a.layers.split(",")))
     return recipe

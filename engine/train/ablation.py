@@ -33,7 +33,7 @@ from engine.train.trainer import Frozen, TrainSettings, export_weights, train
 
 MEASURES = ("first_token", "second_token", "tau_dflash", "tau_d2sd_reuse", "first_token_int8", "tau_dflash_int8")
 TRAINING_FIELDS = ("train_tokens", "labels", "intermediate_size", "num_layers", "heads", "kv_heads", "head_dim", "lr",
-                   "anchors_per_step", "lam", "layers", "vocab_size", "scale_features", "sample_positions")
+                   "anchors_per_step", "lam", "layers", "vocab_size", "scale_features", "sample_positions", "bf16")
 
 
 def parse_variant(text: str, base: Recipe) -> Recipe:
@@ -88,7 +88,8 @@ def run(target: Path, answers: Path | None, base: Recipe, variants: list[str], s
         model = DFlashModel.untrained(config, recipe.seed)
         settings = TrainSettings("block", steps, anchors_per_step=recipe.anchors_per_step, lam=recipe.lam, lr=recipe.lr,
                                  seed=recipe.seed, scaled_features=frozen.scale is not None,
-                                 sample_positions=recipe.sample_positions, labels=recipe.labels, eval_every=10 ** 9)
+                                 sample_positions=recipe.sample_positions, labels=recipe.labels, bf16=recipe.bf16,
+                                 eval_every=10 ** 9)
         t = time.time()
         train(model, frozen, ds, train_ids, folder / "variants" / name, settings, log=log)  # done: reloads it
         seconds = done["train_seconds"] if done else time.time() - t

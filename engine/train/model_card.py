@@ -43,6 +43,8 @@ def write_model_card(path: Path, target_name: str, target_sha256: str, record: d
            r.get("sample_positions") else "."),
         "- Labels: " + ("the target's top-16 distribution at each answer position (cross-entropy), restricted to the"
                         " draft vocabulary." if r.get("labels") == "topk" else "the answer's own tokens."),
+        "- Precision: " + ("bfloat16 matmuls (torch autocast), float32 weights and optimizer." if r.get("bf16")
+                           else "float32."),
         "- Target features: " + ("divided by their channel RMS while training, the scale folded into `fc` at export."
                                  if r.get("scale_features") else "raw (unscaled)."),
         f"- VP drafter: initialised from drafter 1, {r['vp_steps']} steps, visible prefix l ~ 0.9^l over 0..14"

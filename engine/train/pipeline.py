@@ -56,6 +56,7 @@ class Recipe:
     lr: float = 1e-3
     scale_features: bool = True                 # train on features divided by their channel RMS
     sample_positions: bool = True               # score a weight-proportional sample of block positions
+    bf16: bool = False                          # training matmuls in bfloat16 (fast on CPUs with AVX512-BF16 or AMX)
     slots: int = 16
     max_new: int = 320
     seed: int = 0
@@ -197,7 +198,7 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
 
     common = dict(anchors_per_step=recipe.anchors_per_step, lam=recipe.lam, lr=recipe.lr, seed=recipe.seed,
                   scaled_features=frozen.scale is not None, sample_positions=recipe.sample_positions,
-                  labels=recipe.labels)
+                  labels=recipe.labels, bf16=recipe.bf16)
 
     def heldout_check(drafter1: DFlashModel | None) -> Callable[[DFlashModel], dict]:
         """Held-out acceptance of the model in training: as drafter 1 (`drafter1` None; it then also

@@ -51,6 +51,7 @@ class TrainSettings:
     scaled_features: bool = False  # trained on features divided by their channel RMS (Frozen.scale)
     sample_positions: bool = True  # score a weight-proportional sample of positions (objectives.sample_positions)
     labels: str = "hard"        # "hard": the answer's tokens; "topk": the target's top-k distribution there
+    bf16: bool = False          # forward matmuls in bfloat16 (torch autocast); weights, AdamW and losses stay float32
 
     def __post_init__(self):
         if self.objective not in ("block", "vp"):
@@ -227,7 +228,8 @@ def train(model: DFlashModel, frozen: Frozen, ds: Dataset, samples: list[int], f
     `heldout(model)` (e.g. evaluate.acceptance on held-out samples) joins the log every eval_every steps."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    # fused: one kernel over all parameters; the default per-tensor loop took ~15% of a step on this CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     step, history = (_restore(folder, model, opt, settings) if (folder / STATE).exists() else (0, []))
     order = np.random.default_rng(settings.seed).permutation(np.resize(samples, settings.steps))
     c = model.config
@@ -242,7 +244,9 @@ def train(model: DFlashModel, frozen: Frozen, ds: Dataset, samples: list[int], f
         rows = step_rows(settings, tokens, n_prompt, c.block_size, c.mask_token_id, rng)
         for group in opt.param_groups:
             group["lr"] = lr_at(settings, step)
-        loss = row_loss(model, frozen, feats, rows, ds.top(int(order[step])) if settings.labels == "topk" else None)
+        # bf16 matmuls run 2-3x faster than float32 on CPUs with AVX512-BF16 or AMX (model card, "Training in bfloat16")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+            loss = row_loss(model, frozen, feats, rows, ds.top(int(order[step])) if settings.labels == "topk" else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -2,6 +2,7 @@
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 
 def d2sd(*args, stdin=""):
@@ -85,10 +86,12 @@ def test_d2sd_with_saved_drafters_and_a_missing_drafter(tmp_path, tiny_gguf):
 
 def test_train_command_line_overrides_the_recipe():
     from engine.cli import _parser, train_recipe
+    from engine.drafters.device import cpu_bf16_fast
     from engine.train.pipeline import Recipe
 
     default = train_recipe(_parser().parse_args(["train", "--out", "x"]))
-    assert default == Recipe() and default.scale_features
+    assert default == replace(Recipe(), bf16=cpu_bf16_fast()) and default.scale_features
+    assert not train_recipe(_parser().parse_args(["train", "--out", "x", "--fp32"])).bf16
     r = train_recipe(_parser().parse_args(["train", "--out", "x", "--raw-features", "--block-steps", "7000",
                                            "--layers", "1,13,25", "--vocab-size", "4096"]))
     assert not r.scale_features and r.block_steps == 7000 and r.layers == (1, 13, 25) and r.vocab_size == 4096

@@ -179,6 +179,22 @@ def test_vp_training_changes_weights_and_lowers_loss(tiny_data, tiny_gguf, tmp_p
     assert after < before - 0.1
 
 
+def test_bf16_training_keeps_float32_weights_and_follows_the_float32_run(tiny_data, tiny_gguf, tmp_path):
+    ds, config, frozen = _setup(tiny_gguf, tiny_data[0])
+    samples, _ = heldout(ds)
+    runs = {}
+    for bf16 in (False, True):
+        model = DFlashModel.untrained(config, 0)
+        settings = TrainSettings("block", steps=20, anchors_per_step=8, lr=3e-3, warmup=2, log_every=10, bf16=bf16)
+        _, history = train(model, frozen, ds, samples, tmp_path / str(bf16), settings, log=lambda m: None)
+        runs[bf16] = model, [h["loss"] for h in history]
+    (full, full_loss), (half, half_loss) = runs[False], runs[True]
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    # the matmuls really ran in bfloat16 (the weights moved apart), and learnt the same (the losses agree)
+    assert not torch.equal(full.fc.weight, half.fc.weight)
+    assert half_loss[-1] < half_loss[0] and np.allclose(full_loss, half_loss, rtol=0.02)
+
+
 def test_pipeline_exports_a_pair_that_loads_as_drafters(tiny_gguf, tmp_path):
     out = tmp_path / "pair"
     record = run(tiny_gguf, out, RECIPE, prompts=PROMPTS, n_threads=1, log=lambda m: None)
