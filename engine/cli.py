@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--labels", choices=("hard", "topk"),
                    help="learn the target's top-k distribution (topk, the default) or the answer's tokens (hard)")
     t.add_argument("--num-layers", type=int, help="drafter layers (default 1)")
+    t.add_argument("--lam", type=float, help="loss weight exp(-(k-1)/lam) at the k-th position past the anchor")
     t.add_argument("--int8", action="store_true", help="export the matrices as int8: half the file")
     t.add_argument("--fp32", action="store_true",
                    help="train in float32 (default: bfloat16 matmuls where the CPU runs them natively)")
@@ -297,7 +298,7 @@ def train_recipe(a):
     recipe = Recipe()
     for field, value in (("data_tokens", a.data_tokens), ("block_steps", a.block_steps), ("vp_steps", a.vp_steps),
                          ("intermediate_size", a.intermediate_size), ("vocab_size", a.vocab_size),
-                         ("labels", a.labels), ("num_layers", a.num_layers)):
+                         ("labels", a.labels), ("num_layers", a.num_layers), ("lam", a.lam)):
         if value is not None:
             recipe = replace(recipe, **{field: value})
     if a.raw_features:

@@ -17,6 +17,11 @@ from engine.train.objectives import IGNORE, build_rows
 from engine.train.trainer import Frozen, hidden_states
 
 
+def evaluation_anchors(n_tokens: int, n_prompt: int, count: int = 16) -> np.ndarray:
+    """The answer positions a sample is measured at: `count` evenly spaced, each with a token after it."""
+    return np.unique(np.linspace(n_prompt, n_tokens - 2, count).astype(np.int64))
+
+
 def _drafts(model: DFlashModel, frozen: Frozen, feats, rows) -> tuple[np.ndarray, np.ndarray]:
     """Drafted target ids and confidences [A, gamma] of rows."""
     logits = hidden_states(model, frozen, feats, rows) @ frozen.output.T
@@ -46,7 +51,7 @@ def acceptance(block: DFlashModel, vp: DFlashModel, frozen: Frozen, ds: Dataset,
         tokens, n_prompt, feats = ds.sample(i)
         if len(tokens) - 1 <= n_prompt:
             continue
-        anchors = np.unique(np.linspace(n_prompt, len(tokens) - 2, anchors_per_sample).astype(np.int64))
+        anchors = evaluation_anchors(len(tokens), n_prompt, anchors_per_sample)
         rows = build_rows(tokens, anchors, gamma, mask, lam)
         drafts, conf = _drafts(block, frozen, feats, rows)
         accepted = _run_length(drafts, rows.labels, np.ones(len(anchors), dtype=np.int64))

@@ -7,8 +7,8 @@ Pr(l = j) ∝ beta^j over 0..gamma-2 (l = 0 included: the cycle may re-anchor ri
 Loss weights fall with distance from the first hidden position: exp(-(k - 1) / lam) for the k-th
 hidden position, so the near positions that decide acceptance count most. `sample_positions` turns
 those weights into a random subset of positions to score, each kept with probability equal to its
-weight: the same objective in expectation, with the output head run on ~45% of the scored positions
-(γ=16, λ=7).
+weight: the same objective in expectation, with the output head run on ~10% of the scored positions
+(γ=16, λ=1; ~40% at λ=7).
 """
 from __future__ import annotations
 

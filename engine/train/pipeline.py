@@ -52,7 +52,8 @@ class Recipe:
     block_steps: int = 2000
     vp_steps: int = 600
     anchors_per_step: int = 48
-    lam: float = 7.0                            # loss weight exp(-(k-1)/lam) at the k-th position past the anchor
+    lam: float = 1.0                            # loss weight exp(-(k-1)/lam) at the k-th position past the anchor
+                                                # (1 learnt the first positions far faster than 7: model card ablation)
     lr: float = 1e-3
     scale_features: bool = True                 # train on features divided by their channel RMS
     sample_positions: bool = True               # score a weight-proportional sample of block positions

@@ -42,7 +42,7 @@ class TrainSettings:
     lr: float = 1e-3
     warmup: int = 50
     weight_decay: float = 0.01
-    lam: float = 7.0            # loss weight decay length
+    lam: float = 1.0            # loss weight decay length
     beta: float = 0.9           # VP prior on the visible prefix length
     seed: int = 0
     checkpoint_every: int = 100

@@ -95,5 +95,6 @@ def test_train_command_line_overrides_the_recipe():
     r = train_recipe(_parser().parse_args(["train", "--out", "x", "--raw-features", "--block-steps", "7000",
                                            "--layers", "1,13,25", "--vocab-size", "4096"]))
     assert not r.scale_features and r.block_steps == 7000 and r.layers == (1, 13, 25) and r.vocab_size == 4096
-    r = train_recipe(_parser().parse_args(["train", "--out", "x", "--labels", "hard", "--num-layers", "2", "--int8"]))
-    assert r.labels == "hard" and r.num_layers == 2 and r.int8 and default.labels == "topk" and not default.int8
+    r = train_recipe(_parser().parse_args(["train", "--out", "x", "--labels", "hard", "--num-layers", "2", "--int8",
+                                           "--lam", "2"]))
+    assert r.labels == "hard" and r.num_layers == 2 and r.int8 and r.lam == 2.0 and default.labels == "topk" and not default.int8
