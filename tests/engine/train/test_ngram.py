@@ -10,15 +10,15 @@ from engine.train.ngram import ngram_acceptance
 
 def test_the_table_predicts_what_followed_most_often_in_training_answers_only():
     # prompt [9], answers cycling 1 2 3 in training; after "1" came "2" twice and "3" once
-    train = {1: (np.array([9, 1, 2, 3, 1, 2, 3]), 1), 2: (np.array([9, 1, 3]), 1)}
+    train = {1: (np.array([9, 1, 2, 3, 1, 2, 3]), 1), 2: (np.array([9, 5, 1, 3]), 1)}
     held = np.array([9, 1, 2, 3, 1, 3])   # anchors at 1..4: next tokens 2, 3, 1, 3
     answers = {**train, 20: (held, 1)}
     assert list(evaluation_anchors(len(held), 1)) == [1, 2, 3, 4]
     r = ngram_acceptance(answers, 1, heldout_every=20)
     # 1 -> 2 (right), 2 -> 3 (right), 3 -> 1 (right), 1 -> 2 (wrong: 3 came)
     assert r == {"n": 1, "rows": 4, "heldout_samples": 1, "first_token": 0.75}
-    # with the token before the anchor too, (3, 1) was always followed by 2 in training: still wrong at the end,
-    # and (9, 1) -> 2 or 3 once each; the held-out answer itself was never counted
+    # with the token before the anchor too: (9, 1) -> 2, (1, 2) -> 3, (2, 3) -> 1 right, (3, 1) -> 2 wrong;
+    # the held-out answer itself was never counted
     assert ngram_acceptance(answers, 2, heldout_every=20)["first_token"] == 0.75
     assert ngram_acceptance({20: (held, 1)}, 1, heldout_every=20)["first_token"] == 0.0
 
