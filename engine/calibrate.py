@@ -27,8 +27,10 @@ CONTEXT_TOKENS = 256   # committed context under the measured chains: a short ch
 MAX_SPREAD = 1.5
 ATTEMPTS = 3
 # Steps that take less than 1/STALE_RATIO of the curve's time (steps add walk and commit to a bare
-# verify, so they are never faster): the curve was measured under load (seen: t(1) 682 ms, 80 ms quiet).
+# verify, so they are never faster): the curve was measured under load (seen: t(1) 682 ms, 80 ms quiet;
+# 565 ms, 34 ms quiet). Gaps under STALE_FLOOR_S are timer and scheduler noise on a tiny model, not load.
 STALE_RATIO = 2.0
+STALE_FLOOR_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class CostCurve:
 
     def stale(self, timed: dict[int, float]) -> bool:
         """Do steps timed in real answers ({nodes: seconds}) run far faster than this curve says?"""
-        return any(seconds * STALE_RATIO < self.t(n) for n, seconds in timed.items() if n >= 1)
+        return any(seconds * STALE_RATIO < self.t(n) and self.t(n) - seconds > STALE_FLOOR_S
+                   for n, seconds in timed.items() if n >= 1)
 
     def ratio(self, n: int) -> float:
         """t(n)/t(1): how many single steps one verify pass of n nodes costs."""
@@ -121,16 +124,17 @@ def cache_path(key: dict) -> Path:
 
 
 def calibrate(target, sizes=SIZES, repeats: int = 3, use_cache: bool = True) -> CostCurve:
-    """The cached curve for this target and settings, measured now when missing (resets the target's KV).
-    A cached curve is used even when its rounds disagreed: `measure` already took it again up to ATTEMPTS
-    times, so on a machine that stays busy, measuring at every start (minutes each on a 2-core CPU) would
-    not do better; `refresh_if_stale` replaces it once real steps show it was measured under load."""
+    """The cached curve for this target and settings, measured now when missing or when a few single
+    steps timed now run far faster than it says: it was measured under load, and the cache key cannot
+    tell (resets the target's KV). A cached curve is used even when its rounds disagreed: `measure`
+    already took it again up to ATTEMPTS times, so on a machine that stays busy, measuring at every start
+    (minutes each on a 2-core CPU) would not do better."""
     key = {**cache_key(target), "sizes": list(sizes), "context": CONTEXT_TOKENS}
     path = cache_path(key)
     if use_cache and path.is_file():
         try:
             curve = CostCurve.read(path)
-            if curve.key == key:
+            if curve.key == key and not curve.stale({1: single_step(target)}):
                 return curve
         except ValueError:
             pass  # a damaged cache file is simply measured again
@@ -172,16 +176,26 @@ def measure(target, sizes=SIZES, repeats: int = 3, key: dict | None = None) -> C
     return best
 
 
-def _measure_once(target, sizes, repeats: int, key: dict | None) -> CostCurve:
-    if max(sizes) > target.n_batch or CONTEXT_TOKENS + max(sizes) + 1 > target.n_ctx:
-        raise ValueError(f"chains up to {max(sizes)} nodes need n_batch >= {max(sizes)} and a context of "
-                         f"{CONTEXT_TOKENS + max(sizes) + 1} tokens")
+def single_step(target, rounds: int = 3) -> float:
+    """The fastest of a few one-node passes on the measuring context, now (resets the target's KV)."""
+    verify_once = _chain_timer(target, 1)
+    verify_once(1)  # warm-up, as in _measure_once
+    fastest = min(verify_once(1) for _ in range(rounds))
+    target.reset()
+    return fastest
+
+
+def _chain_timer(target, longest: int) -> Callable[[int], float]:
+    """Prepares the target on CONTEXT_TOKENS committed tokens and returns a timer of one verify pass of
+    an n-node chain on them (each pass's chain dropped again after it)."""
+    if longest > target.n_batch or CONTEXT_TOKENS + longest + 1 > target.n_ctx:
+        raise ValueError(f"chains up to {longest} nodes need n_batch >= {longest} and a context of "
+                         f"{CONTEXT_TOKENS + longest + 1} tokens")
     pool = [t for t in target.tokenize("def fibonacci(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n")
             if not target.is_eog(t)]
     prompt = (pool * (CONTEXT_TOKENS // len(pool) + 2))[:CONTEXT_TOKENS + 1]
     target.reset()
     anchor, _ = target.prepare(prompt)
-    samples: dict[int, list[float]] = {n: [] for n in sizes}
 
     def verify_once(n: int) -> float:
         trie = Trie.rooted(anchor)
@@ -192,6 +206,12 @@ def _measure_once(target, sizes, repeats: int, key: dict | None) -> CostCurve:
         target.prepare(prompt)  # drops the chain again: the committed prefix is kept
         return dt
 
+    return verify_once
+
+
+def _measure_once(target, sizes, repeats: int, key: dict | None) -> CostCurve:
+    verify_once = _chain_timer(target, max(sizes))
+    samples: dict[int, list[float]] = {n: [] for n in sizes}
     verify_once(max(sizes))  # warm-up: first use allocates compute buffers
     for _ in range(repeats):
         for n in sizes:

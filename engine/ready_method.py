@@ -22,7 +22,8 @@ SHIPPED = ("", "")                                  # drafter folders: "" means 
 
 def cached_curve(target) -> CostCurve | None:
     """The verify cost curve calibrated earlier for this model file and settings, if any (read only).
-    Trusted as calibrate() trusts it: one measured under load is refreshed from real steps."""
+    Read without calibrate()'s single-step check, so a chat starts at once: one measured under load is
+    refreshed from auto's own steps instead."""
     key = {**cache_key(target), "sizes": list(SIZES), "context": CONTEXT_TOKENS}  # as calibrate() files it
     try:
         curve = CostCurve.read(cache_path(key))

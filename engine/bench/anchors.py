@@ -20,6 +20,9 @@ from engine.paths import cache_dir
 PLAIN = "llama-completion"
 SPECULATIVE = "llama-speculative-simple"
 BUILD_HINT = "llama.cpp anchors are not built: run `make anchors` in the d2sd source tree (CPU, about 13 minutes)"
+# How `make anchors` builds them; raised when that changes, so older builds are built again. 2: with
+# llama_log_drain.cpp (recipe 1 lost the programs' closing timing lines on a busy machine).
+RECIPE = 2
 
 # Their log lines start with a timestamp and a level ("0.15.241.890 I "), so nothing is anchored at the line
 # start. llama-completion: the perf line for single-token decodes ("prompt eval time" is the prefill).
@@ -68,6 +71,10 @@ def find(where: Path | None = None) -> Anchors:
     plain, spec = d / PLAIN, d / SPECULATIVE
     if not (plain.is_file() and spec.is_file()):
         raise AnchorsMissing(f"{BUILD_HINT} (looked in {d})")
+    recipe = d / "RECIPE"
+    if (int(recipe.read_text()) if recipe.is_file() else 1) < RECIPE:
+        raise AnchorsMissing(f"llama.cpp anchors in {d} were built by an older `make anchors` whose programs can lose "
+                             "their timing lines: run `make anchors` again")
     version = d / "VERSION"
     return Anchors(plain, spec, version.read_text().strip() if version.is_file() else "unknown")
 
@@ -141,21 +148,13 @@ def run(argv: list[str], timeout_s: float) -> str:
     return out
 
 
-def measure(anchor: str, argv: list[str], prompt_id: str, text: str, timeout_s: float,
-            attempts: int = 3) -> AnchorRun:
-    """llama.cpp logs through a worker thread it never flushes at exit (llama.cpp issue 22142), so now and
-    then a run exits 0 without its closing timing lines (here 1 run in 30 on the tiny model); such a run
-    is repeated rather than guessed at."""
+def measure(anchor: str, argv: list[str], prompt_id: str, text: str, timeout_s: float) -> AnchorRun:
     parse = parse_plain if anchor == PLAIN else parse_speculative
-    for _ in range(attempts):
-        out = run(argv, timeout_s)
-        try:
-            got = parse(out)
-            break
-        except ValueError as e:
-            error = e
-    else:
-        raise RuntimeError(f"{error} in {attempts} runs (prompt {prompt_id}; the last output ended: {_tail(out)})")
+    out = run(argv, timeout_s)
+    try:
+        got = parse(out)
+    except ValueError as e:
+        raise RuntimeError(f"{e} (prompt {prompt_id}; the output ended: {_tail(out)})") from e
     return AnchorRun(anchor, prompt_id, got, ["<prompt>" if a == text else a for a in argv])
 
 

@@ -3,6 +3,7 @@ not built, and, where `make anchors` has built them, the programs themselves thr
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def built() -> anchors.Anchors:
     try:
         return anchors.find(BUILT)
     except anchors.AnchorsMissing:
-        pytest.skip(f"llama.cpp anchors not built in {BUILT} (make anchors)")
+        pytest.skip(f"llama.cpp anchors not built in {BUILT}, or built by an older recipe (make anchors)")
 
 
 # recorded/: the programs' whole output (stdout and stderr, as anchors.run collects it) from `make anchors`
@@ -77,6 +78,34 @@ def test_real_programs_on_the_tiny_model(built, tiny_gguf):
     # The model drafting for itself, greedy: drafts get accepted (all, unless batched and single decodes
     # break a near tie differently).
     assert spec.measure.tokens > 0 and 0 < spec.measure.accepted <= spec.measure.drafted
+
+
+def test_an_older_build_is_refused_with_the_command_that_rebuilds_it(built, tmp_path):
+    old = tmp_path / "bin"
+    old.mkdir()
+    for program in (built.plain, built.speculative):
+        (old / program.name).symlink_to(program)
+    (old / "VERSION").write_text(built.built_from)  # recipe 1 wrote no RECIPE file
+    with pytest.raises(anchors.AnchorsMissing, match="older `make anchors`.*run `make anchors` again"):
+        anchors.find(old)
+    (old / "RECIPE").write_text(str(anchors.RECIPE))
+    assert anchors.find(old).built_from == built.built_from
+
+
+def test_no_timing_line_is_lost_on_a_busy_machine(built, tiny_gguf):
+    # Six busy processes on two cores: before llama_log_drain.cpp, 3 runs in 4 ended without their timing lines.
+    text = "<|im_start|>user\nprint the data<|im_end|>\n<|im_start|>assistant\n"
+    jobs = [(anchors.PLAIN, anchors.plain_argv(built, tiny_gguf, text, 8, 256, 1)),
+            (anchors.SPECULATIVE, anchors.speculative_argv(built, tiny_gguf, tiny_gguf, text, 8, 256, 1, 4, 0.0))]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(6)]
+    try:
+        for _ in range(10):
+            for anchor, argv in jobs:
+                assert anchors.measure(anchor, argv, "p", text, 120).measure.tokens > 0   # raises on a lost line
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
 
 
 def test_bench_puts_anchors_beside_our_methods(built, tiny_gguf, prompt_file, tmp_path, monkeypatch):
