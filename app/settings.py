@@ -32,7 +32,7 @@ class AppSettings:
     gamma: int = 16                 # block length (paper default)
     k: int = 4                      # re-anchor rows (paper default)
     node_budget: int = 64           # ddtree-style trie size cap
-    runner_up: bool = False         # d2sd: VP rows re-anchor on drafter 1's runner-up tokens
+    runner_up: bool = True          # d2sd: VP rows re-anchor on drafter 1's runner-up tokens (else the paper's points)
     n_gpu_layers: int = -1          # -1: every layer when llama.cpp was built with GPU offload
     n_threads: int = max(1, min(8, os.cpu_count() or 1))
     n_ctx: int = 0                  # 0: the model's training context, capped by free memory (engine.context_size)
@@ -62,9 +62,10 @@ def settings_path() -> Path:
     return config_dir() / "settings.json"
 
 
-# Files saved before "from the model" became the default context (no "format" key) hold the old default,
-# 4096, written for everyone: read it as the new default. The format number is saved with every file.
-FORMAT = 2
+# Older files hold the old defaults, written for everyone, so they are read as the new ones: before format 2
+# (no "format" key) the context, 4096, before "from the model"; before format 3 runner_up, False, before
+# runner-up rows became d2sd's default. The format number is saved with every file.
+FORMAT = 3
 _OLD_DEFAULT_N_CTX = 4096
 
 
@@ -80,8 +81,11 @@ def load_settings(path: Path | None = None) -> AppSettings:
     defaults = AppSettings()
     kept = {f.name: data[f.name] for f in fields(AppSettings)
             if f.name in data and type(data[f.name]) is type(getattr(defaults, f.name))}
-    if "format" not in data and kept.get("n_ctx") == _OLD_DEFAULT_N_CTX:
+    written = data.get("format", 1) if type(data.get("format", 1)) is int else FORMAT
+    if written < 2 and kept.get("n_ctx") == _OLD_DEFAULT_N_CTX:
         del kept["n_ctx"]
+    if written < 3 and kept.get("runner_up") is False:
+        del kept["runner_up"]
     return AppSettings(**kept)
 
 

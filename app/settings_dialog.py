@@ -38,8 +38,9 @@ class SettingsDialog(QDialog):
         self.k = _spin(1, 16, settings.k)
         self.node_budget = _spin(1, 512, settings.node_budget)
         self.runner_up = QCheckBox("Re-anchor on drafter 1's runner-up tokens (d2sd)")
-        self.runner_up.setToolTip("Each VP row starts from drafter 1's second choice where its chain is likely "
-                                  "to break; better than the paper's rows when drafter 1 is weak")
+        self.runner_up.setToolTip("Each VP row starts from one of drafter 1's runner-up tokens where its chain is "
+                                  "likely to break (the default: a higher acceptance with the pairs measured); "
+                                  "unchecked, the paper's rows start at the likeliest rejection points")
         self.runner_up.setChecked(settings.runner_up)
         self.n_gpu_layers = _spin(-1, 999, settings.n_gpu_layers)
         self.n_gpu_layers.setSpecialValueText("all")

@@ -19,8 +19,9 @@ def _add_target_args(p: argparse.ArgumentParser, method: str) -> None:
     p.add_argument("--gamma", type=int, default=None, help="draft length for lookup / drafters")
     p.add_argument("--k", type=int, default=4, help="d2sd / naive: rows re-anchored or resampled")
     p.add_argument("--budget", type=int, default=None, help="most tokens in one verified tree")
-    p.add_argument("--alt", action="store_true",
-                   help="d2sd: re-anchor the VP rows on drafter 1's runner-up tokens (better with weak drafters)")
+    p.add_argument("--alt", action=argparse.BooleanOptionalAction, default=None,
+                   help="d2sd: re-anchor the VP rows on drafter 1's runner-up tokens (the default); "
+                        "--no-alt: at the paper's likeliest rejection points")
     p.add_argument("--drafter", help="drafter 1 folder (default: the one shipped for the target)")
     p.add_argument("--vp-drafter", help="VP drafter folder (default: shipped, else drafter 1 reused)")
     p.add_argument("--ctx", type=int, default=None,

@@ -12,14 +12,15 @@ DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
                 drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None,
-                reuse: int = 0, alt: bool = False) -> Method:
+                reuse: int = 0, alt: bool | None = None) -> Method:
     """A plain constructor: engine.ready_method finds the target's drafters and cost curve and keeps
     the method. `drafter` (drafter 1) and `vp_drafter` are engine.drafters.Drafter objects; without a
     VP drafter d2sd reuses drafter 1 in its place. Drafter methods switch the target to capture their
     features (built without that, they would read the wrong layers, so every builder would repeat it).
     `auto` needs the target's verify cost `curve` and uses the drafters when given. `reuse`: d2sd with
-    drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows). `alt`: d2sd's
-    VP rows re-anchor on drafter 1's runner-up tokens (`D2SD`)."""
+    drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows). `alt`: whether
+    d2sd's VP rows re-anchor on drafter 1's runner-up tokens or at the paper's rejection points; None
+    keeps `D2SD`'s default (runner-ups)."""
     if name == "ar":
         return Plain()
     if name == "lookup":
@@ -31,7 +32,7 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         return ARDraft.load(target, draft_model, gamma=gamma or 4, p_min=p_min)
     if name not in DRAFTER_METHODS | {"auto"}:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
-    if alt and name != "d2sd":
+    if alt is not None and name != "d2sd":
         raise ValueError(f"alt (runner-up re-anchoring) is a d2sd option, not one of {name!r}")
     if reuse:
         vp_drafter = None
@@ -53,4 +54,4 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         return Naive(drafter, gamma, k, budget)
     if name == "ddtree":
         return DDTree(drafter, gamma, budget or 32)
-    return D2SD(drafter, vp_drafter, gamma, k, budget, alt=alt)
+    return D2SD(drafter, vp_drafter, gamma, k, budget, **({} if alt is None else {"alt": bool(alt)}))

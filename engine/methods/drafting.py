@@ -128,12 +128,15 @@ class DDTree(_DrafterMethod):
 
 class D2SD(_DrafterMethod):
     """Dual drafters: drafter 1's block, then the VP drafter re-anchored at K points of it in one batched
-    pass, all rows merged into one trie (the cycle in engine.methods.d2sd_cycle). The points are the
-    paper's likeliest rejection points, or with `alt=True` drafter 1's likeliest runner-up tokens."""
+    pass, all rows merged into one trie (the cycle in engine.methods.d2sd_cycle). The points are drafter
+    1's likeliest runner-up tokens, or with `alt=False` the paper's likeliest rejection points. Runner-ups
+    are the default: with the third and fourth pairs they gave the higher τ on every HumanEval prompt, for
+    ~12 more nodes a pass, which more paper rows do not buy (docs/benchmarks.md, "Runner-up rows as
+    d2sd's default")."""
     name = "d2sd"
     chain = False
 
-    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None, alt: bool = False,
+    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None, alt: bool = True,
                  top: int = 4):
         super().__init__(drafter, gamma, budget)
         self.vp = vp_drafter or drafter

@@ -35,16 +35,27 @@ def test_the_old_saved_default_context_becomes_the_models_own(tmp_path):
     path.write_text(json.dumps({"n_ctx": 4096, "k": 3}))  # written before "from the model" was the default
     assert load_settings(path) == AppSettings(k=3) and AppSettings().n_ctx == 0
     save_settings(AppSettings(n_ctx=4096), path)  # chosen in this version: kept
-    assert load_settings(path).n_ctx == 4096 and json.loads(path.read_text())["format"] == 2
+    assert load_settings(path).n_ctx == 4096 and json.loads(path.read_text())["format"] == 3
     path.write_text(json.dumps({"n_ctx": 8192}))  # an old file's own choice: kept
     assert load_settings(path).n_ctx == 8192
+
+
+def test_the_old_saved_paper_rows_become_runner_up_rows(tmp_path):
+    path = tmp_path / "settings.json"
+    for old in ({"runner_up": False, "k": 3}, {"format": 2, "runner_up": False, "k": 3}):  # the old default
+        path.write_text(json.dumps(old))
+        assert load_settings(path) == AppSettings(k=3) and AppSettings().runner_up is True
+    save_settings(AppSettings(runner_up=False), path)  # chosen in this version: kept
+    assert load_settings(path).runner_up is False
+    path.write_text(json.dumps({"format": 2, "runner_up": True, "n_ctx": 4096}))  # format 2 chose its context
+    assert (load_settings(path).runner_up, load_settings(path).n_ctx) == (True, 4096)
 
 
 def test_method_params_only_what_the_method_takes():
     assert AppSettings(method="ar").method_params() == {}
     assert AppSettings(method="lookup", gamma=5).method_params() == {"gamma": 5}
     assert AppSettings(method="d2sd", gamma=16, k=4, node_budget=80).method_params() == {
-        "gamma": 16, "k": 4, "budget": 80, "alt": False}
+        "gamma": 16, "k": 4, "budget": 80, "alt": True}
     assert AppSettings(method="dflash", runner_up=True).method_params() == {"gamma": 16, "budget": 64}
 
 
@@ -70,10 +81,11 @@ def test_settings_dialog_lists_the_engine_methods(qtbot):
     assert dialog.method.currentText() == "d2sd"
     dialog.vp_drafter_dir.setText(" /vp ")
     assert dialog.runner_up.isEnabled()
-    dialog.runner_up.setChecked(True)
+    assert dialog.runner_up.isChecked()   # the default rows
+    dialog.runner_up.setChecked(False)
     chosen = dialog.result_settings()
     assert (chosen.method, chosen.drafter_dir, chosen.vp_drafter_dir) == ("d2sd", "/d1", "/vp")
-    assert chosen.method_params()["alt"] is True
+    assert chosen.method_params()["alt"] is False
     dialog.method.setCurrentText("dflash")
     assert not dialog.runner_up.isEnabled()
 

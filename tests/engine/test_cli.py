@@ -74,7 +74,7 @@ def test_d2sd_with_saved_drafters_and_a_missing_drafter(tmp_path, tiny_gguf):
              "--max-tokens", "10", "--stats", "--threads", "1")
     assert r.returncode == 0, r.stderr
     assert "[d2sd] 10 tokens" in r.stderr
-    r = d2sd("generate", "def hello", "--model", str(tiny_gguf), "--method", "d2sd", "--alt", "--drafter",
+    r = d2sd("generate", "def hello", "--model", str(tiny_gguf), "--method", "d2sd", "--no-alt", "--drafter",
              str(tmp_path / "block"), "--gamma", "8", "--max-tokens", "10", "--stats", "--threads", "1")
     assert r.returncode == 0 and "[d2sd] 10 tokens" in r.stderr, r.stderr
     r = d2sd("generate", "hi", "--model", str(tiny_gguf), "--method", "dflash", "--alt", "--drafter",

@@ -30,9 +30,9 @@ def drafters(tiny_gguf):
     return tiny_drafter(head, 1), tiny_drafter(head, 2)
 
 
-def test_vp_rows_keep_drafter1_prefix_and_merge_into_one_trie(target, drafters):
+def test_paper_vp_rows_keep_drafter1_prefix_and_merge_into_one_trie(target, drafters):
     d1, vp = drafters
-    method = make_method("d2sd", target, drafter=d1, vp_drafter=vp, gamma=8, k=3)
+    method = make_method("d2sd", target, drafter=d1, vp_drafter=vp, gamma=8, k=3, alt=0)
     prompt = target.tokenize("def hello world")
     anchor, reused = target.prepare(prompt, max_reuse=method.context_len())
     method.start(prompt, reused, target.features)
@@ -51,9 +51,9 @@ def test_vp_rows_keep_drafter1_prefix_and_merge_into_one_trie(target, drafters):
     assert len(trie) <= 1 + 7 + 3 * 7
 
 
-def test_runner_up_rows_branch_off_drafter1_with_its_second_choice(target, drafters):
+def test_default_rows_branch_off_drafter1_with_its_runner_ups(target, drafters):
     d1, vp = drafters
-    method = make_method("d2sd", target, drafter=d1, vp_drafter=vp, gamma=8, k=3, alt=1)
+    method = make_method("d2sd", target, drafter=d1, vp_drafter=vp, gamma=8, k=3)
     prompt = target.tokenize("def hello world")
     anchor, reused = target.prepare(prompt, max_reuse=method.context_len())
     method.start(prompt, reused, target.features)
@@ -72,7 +72,7 @@ def test_runner_up_rows_branch_off_drafter1_with_its_second_choice(target, draft
 
 @pytest.mark.parametrize("name, params", [
     ("dflash", {}), ("naive", {"k": 3}), ("ddtree", {"budget": 20}), ("d2sd", {"k": 3}), ("d2sd-reuse", {"k": 2}),
-    ("d2sd", {"k": 3, "alt": 1}),
+    ("d2sd", {"k": 3, "alt": 0}),
 ])
 def test_every_drafter_method_reproduces_ar_greedy_output(target, drafters, name, params):
     d1, vp = drafters
