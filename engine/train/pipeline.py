@@ -3,10 +3,12 @@ resumable, all under one time budget; running the same command again continues w
 
 Stages (in the user cache dir, per target sha256): data -> draft vocabulary -> drafter 1 ("block")
 -> VP drafter (initialised from drafter 1) -> held-out evaluation -> export of both checkpoints
-(DFlash layout, float16) with a model card to `out`.
+(DFlash layout, float16) with a model card to `out`. The data is shared by every recipe; the drafters
+and the record of time spent live in a folder of their recipe's own (`run_dir`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import shlex
@@ -79,6 +81,15 @@ def data_layers(folder: Path, recipe: Recipe) -> tuple[int, ...]:
 
 def work_dir(sha256: str) -> Path:
     return cache_dir() / "train" / sha256[:16]
+
+
+def run_dir(work: Path, recipe: Recipe) -> Path:
+    """Where one recipe's drafters train and the time spent on them is recorded. Another recipe (loss
+    weights, steps, sizes, ...) starts afresh there instead of resuming these weights, and its model card
+    counts its own time only. Left out: what changes only the export (int8) or how the data is generated
+    (slots), so changing those exports again without training again."""
+    shaping = {k: v for k, v in asdict(recipe).items() if k not in ("int8", "slots")}
+    return work / "runs" / hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def drafter_config(recipe: Recipe, n_embd: int, n_vocab: int, n_layer: int) -> DrafterConfig:
@@ -177,7 +188,9 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
     work.mkdir(parents=True, exist_ok=True)
     if n_threads:
         torch.set_num_threads(n_threads)
-    record_path = work / "record.json"
+    runs = run_dir(work, recipe)
+    runs.mkdir(parents=True, exist_ok=True)
+    record_path = runs / "record.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"seconds": {}}
     record["recipe"] = asdict(recipe)
     record["answers"] = str(answers) if answers else None
@@ -212,14 +225,14 @@ def run(target: Path, out: Path, recipe: Recipe, *, hours: float | None = None, 
 
     block = DFlashModel.untrained(config, recipe.seed)
     t = time.time()
-    steps, block_log = train(block, frozen, ds, train_ids, work / "block",
+    steps, block_log = train(block, frozen, ds, train_ids, runs / "block",
                              TrainSettings("block", recipe.block_steps, **common), stop=out_of_time, log=log,
                              heldout=heldout_check(None))
     spent("block", t)
     if steps < recipe.block_steps:
         return None
     vp = DFlashModel.untrained(config, recipe.seed)
-    vp_dir = work / "vp"
+    vp_dir = runs / "vp"
     if not (vp_dir / "state.json").exists():
         vp.load_state_dict(block.state_dict())
     t = time.time()

@@ -9,7 +9,7 @@ import torch
 from engine.drafters import Drafter, SharedHead
 from engine.drafters.model import DFlashModel
 from engine.train import data as data_stage
-from engine.train.pipeline import Recipe, count_vocab, data_layers, drafter_config, run, work_dir
+from engine.train.pipeline import Recipe, count_vocab, data_layers, drafter_config, run, run_dir, work_dir
 from engine.train.trainer import Frozen, TrainSettings, heldout, train
 from engine.drafters.cache import file_sha256
 from engine.drafters.draft_vocab import DraftVocab
@@ -211,8 +211,9 @@ def test_pipeline_exports_a_pair_that_loads_as_drafters(tiny_gguf, tmp_path):
     assert e["rows"] > 0 and 1.0 <= e["tau_dflash"] <= e["tau_d2sd"] <= RECIPE.block_size
     # the training logs end with the held-out figures of the exported weights
     work = work_dir(file_sha256(tiny_gguf))
-    block_end = json.loads((work / "block" / "state.json").read_text())["log"][-1]["heldout"]
-    vp_end = json.loads((work / "vp" / "state.json").read_text())["log"][-1]["heldout"]
+    runs = run_dir(work, RECIPE)
+    block_end = json.loads((runs / "block" / "state.json").read_text())["log"][-1]["heldout"]
+    vp_end = json.loads((runs / "vp" / "state.json").read_text())["log"][-1]["heldout"]
     assert block_end["tau_dflash"] == round(record["eval"]["d2sd_reuse"]["tau_dflash"], 3)
     assert block_end["tau_d2sd"] == round(record["eval"]["d2sd_reuse"]["tau_d2sd"], 3)
     assert vp_end["tau_d2sd"] == round(e["tau_d2sd"], 3)
@@ -223,7 +224,14 @@ def test_pipeline_exports_a_pair_that_loads_as_drafters(tiny_gguf, tmp_path):
     assert again["data"] == record["data"]
     assert len(data_stage.load_answers(answers, file_sha256(tiny_gguf), RECIPE.max_new)) == record["data"]["samples"]
     assert record["data"]["layers"] == [0, 1] and "layers (0, 1)" in card
-    assert (work_dir(file_sha256(tiny_gguf)) / "block" / "state.json").exists()
+    assert again["seconds"]["block"] == pytest.approx(record["seconds"]["block"], abs=1.0)   # nothing trained
+    # another recipe trains afresh beside it on the same data (it used to resume these weights)
+    other = replace(RECIPE, lam=2.0)
+    third = run(tiny_gguf, tmp_path / "other", other, prompts=PROMPTS, n_threads=1, log=lambda m: None)
+    assert run_dir(work, other) != runs and third["data"] == record["data"]
+    assert json.loads((run_dir(work, other) / "block" / "state.json").read_text())["settings"]["lam"] == 2.0
+    assert json.loads((runs / "block" / "state.json").read_text())["settings"]["lam"] == RECIPE.lam
+    assert run_dir(work, replace(RECIPE, int8=True)) == run_dir(work, RECIPE)   # an export choice only
 
 
 def test_budget_that_runs_out_stops_cleanly(tiny_gguf, tmp_path, monkeypatch):
