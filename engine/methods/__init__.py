@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.methods.base import Method
-from engine.methods.drafting import D2SD, DDTree, DFlash, Naive
+from engine.methods.drafting import TREE_BUDGET, D2SD, DDTree, DFlash, Naive
 from engine.methods.lookup import MAX_GAMMA, PromptLookup
 from engine.methods.plain import Plain
 
@@ -53,5 +53,5 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
     if name == "naive":
         return Naive(drafter, gamma, k, budget)
     if name == "ddtree":
-        return DDTree(drafter, gamma, budget or 32)
-    return D2SD(drafter, vp_drafter, gamma, k, budget, **({} if alt is None else {"alt": bool(alt)}))
+        return DDTree(drafter, gamma, budget or TREE_BUDGET)
+    return D2SD(drafter, vp_drafter, gamma, k, budget or TREE_BUDGET, **({} if alt is None else {"alt": bool(alt)}))

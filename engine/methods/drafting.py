@@ -39,6 +39,11 @@ class DrafterSync:
             d.append_context(features)
 
 
+# Nodes a tree method (ddtree, d2sd) verifies at most unless told: both add nodes likeliest first, and with
+# the fourth pair neither gains past ~24 (docs/benchmarks.md, "Runner-up rows as d2sd's default").
+TREE_BUDGET = 32
+
+
 class _DrafterMethod:
     """Shared plumbing: drafter context sync and drafter-1's first pass."""
     name = ""
@@ -103,7 +108,7 @@ class DDTree(_DrafterMethod):
     name = "ddtree"
     chain = False
 
-    def __init__(self, drafter, gamma=None, budget: int = 32, top: int = 4):
+    def __init__(self, drafter, gamma=None, budget: int = TREE_BUDGET, top: int = 4):
         super().__init__(drafter, gamma, budget)
         self.top = top
 
@@ -130,14 +135,13 @@ class D2SD(_DrafterMethod):
     """Dual drafters: drafter 1's block, then the VP drafter re-anchored at K points of it in one batched
     pass, all rows merged into one trie (the cycle in engine.methods.d2sd_cycle). The points are drafter
     1's likeliest runner-up tokens, or with `alt=False` the paper's likeliest rejection points. Runner-ups
-    are the default: with the third and fourth pairs they gave the higher τ on every HumanEval prompt, for
-    ~12 more nodes a pass, which more paper rows do not buy (docs/benchmarks.md, "Runner-up rows as
-    d2sd's default")."""
+    are the default: with the third and fourth pairs they gave the higher τ on every HumanEval prompt,
+    which more paper rows do not buy (docs/benchmarks.md, "Runner-up rows as d2sd's default")."""
     name = "d2sd"
     chain = False
 
-    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget=None, alt: bool = True,
-                 top: int = 4):
+    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget: int = TREE_BUDGET,
+                 alt: bool = True, top: int = 4):
         super().__init__(drafter, gamma, budget)
         self.vp = vp_drafter or drafter
         if self.vp.config.mask_token_id != drafter.config.mask_token_id:

@@ -82,12 +82,16 @@ def test_merge_shares_nodes_where_a_vp_row_repeats_the_chain():
     assert len(trie) == 1 + 3 + 1 and trie.child(trie.child(trie.child(0, 10), 11), 55) is not None
 
 
-def test_merge_stops_at_the_node_budget():
+def test_merge_keeps_the_likeliest_nodes_within_the_node_budget():
+    # chances of being reached: the chain 10 .5, 11 .45, 12 .36; row 0 (VP from index 0) 100 .5, 101 .25,
+    # 102 .125; row 1 (VP after drafts 10 and 11) 112 .225
     block, points = ranked_block(), [(0, 0), (2, 0)]
     trie = merge(Trie.rooted(7, max_nodes=3), block, points, *vp_output(points))
-    assert trie.tokens == [7, 10, 11]           # the budget holds only part of the chain: no VP row fits
-    trie = merge(Trie.rooted(7, max_nodes=6), block, points, *vp_output(points))
-    assert trie.tokens == [7, 10, 11, 12, 100, 101]   # row 0 (at index 0) fits in part, row 1 not at all
+    assert trie.tokens == [7, 10, 100]          # a tie: drafter 1's node first
+    trie = merge(Trie.rooted(7, max_nodes=7), block, points, *vp_output(points))
+    assert trie.tokens == [7, 10, 100, 11, 12, 101, 112]   # row 1's VP token before row 0's third
+    assert trie.parents[-1] == trie.child(trie.child(0, 10), 11)
+    assert len(merge(Trie.rooted(7), block, points, *vp_output(points))) == 1 + 3 + 3 + 1   # no budget: all
 
 
 def test_vp_drafts_fill_what_each_row_did_not_see_in_one_pass(tiny_gguf):
