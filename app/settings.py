@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from engine.methods import TREE_BUDGET
 from engine.paths import config_dir
 
 
@@ -31,7 +32,7 @@ class AppSettings:
     method: str = "auto"            # speculative by default: drafts what pays on this machine and model
     gamma: int = 16                 # block length (paper default)
     k: int = 4                      # re-anchor rows (paper default)
-    node_budget: int = 64           # ddtree-style trie size cap
+    node_budget: int = TREE_BUDGET  # most nodes in one verified tree (tree methods add the likeliest first)
     runner_up: bool = True          # d2sd: VP rows re-anchor on drafter 1's runner-up tokens (else the paper's points)
     n_gpu_layers: int = -1          # -1: every layer when llama.cpp was built with GPU offload
     n_threads: int = max(1, min(8, os.cpu_count() or 1))
@@ -64,9 +65,11 @@ def settings_path() -> Path:
 
 # Older files hold the old defaults, written for everyone, so they are read as the new ones: before format 2
 # (no "format" key) the context, 4096, before "from the model"; before format 3 runner_up, False, before
-# runner-up rows became d2sd's default. The format number is saved with every file.
+# runner-up rows became d2sd's default, and node_budget, 64, before d2sd's trees were built likeliest node
+# first (the same τ from 32). The format number is saved with every file.
 FORMAT = 3
 _OLD_DEFAULT_N_CTX = 4096
+_OLD_DEFAULT_NODE_BUDGET = 64
 
 
 def load_settings(path: Path | None = None) -> AppSettings:
@@ -86,6 +89,8 @@ def load_settings(path: Path | None = None) -> AppSettings:
         del kept["n_ctx"]
     if written < 3 and kept.get("runner_up") is False:
         del kept["runner_up"]
+    if written < 3 and kept.get("node_budget") == _OLD_DEFAULT_NODE_BUDGET:
+        del kept["node_budget"]
     return AppSettings(**kept)
 
 

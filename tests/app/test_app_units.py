@@ -40,13 +40,17 @@ def test_the_old_saved_default_context_becomes_the_models_own(tmp_path):
     assert load_settings(path).n_ctx == 8192
 
 
-def test_the_old_saved_paper_rows_become_runner_up_rows(tmp_path):
+def test_the_old_saved_paper_rows_and_node_budget_become_the_new_defaults(tmp_path):
     path = tmp_path / "settings.json"
-    for old in ({"runner_up": False, "k": 3}, {"format": 2, "runner_up": False, "k": 3}):  # the old default
+    for old in ({"runner_up": False, "node_budget": 64, "k": 3},
+                {"format": 2, "runner_up": False, "node_budget": 64, "k": 3}):  # the old defaults
         path.write_text(json.dumps(old))
-        assert load_settings(path) == AppSettings(k=3) and AppSettings().runner_up is True
-    save_settings(AppSettings(runner_up=False), path)  # chosen in this version: kept
-    assert load_settings(path).runner_up is False
+        assert load_settings(path) == AppSettings(k=3)
+        assert (AppSettings().runner_up, AppSettings().node_budget) == (True, 32)
+    save_settings(AppSettings(runner_up=False, node_budget=64), path)  # chosen in this version: kept
+    assert (load_settings(path).runner_up, load_settings(path).node_budget) == (False, 64)
+    path.write_text(json.dumps({"format": 2, "node_budget": 48}))  # an old file's own choice: kept
+    assert load_settings(path).node_budget == 48
     path.write_text(json.dumps({"format": 2, "runner_up": True, "n_ctx": 4096}))  # format 2 chose its context
     assert (load_settings(path).runner_up, load_settings(path).n_ctx) == (True, 4096)
 
@@ -56,7 +60,7 @@ def test_method_params_only_what_the_method_takes():
     assert AppSettings(method="lookup", gamma=5).method_params() == {"gamma": 5}
     assert AppSettings(method="d2sd", gamma=16, k=4, node_budget=80).method_params() == {
         "gamma": 16, "k": 4, "budget": 80, "alt": True}
-    assert AppSettings(method="dflash", runner_up=True).method_params() == {"gamma": 16, "budget": 64}
+    assert AppSettings(method="dflash", runner_up=True).method_params() == {"gamma": 16, "budget": 32}
 
 
 def test_markdown_highlights_code_and_tolerates_unclosed_fences():
