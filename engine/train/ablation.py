@@ -143,14 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-tokens", type=int, default=40_000, help="answer tokens of data (default 40000)")
     ap.add_argument("--steps", type=int, default=1200, help="training steps of every variant (default 1200)")
     ap.add_argument("--variant", action="append", default=[], help="base, or field=value[,field=value]")
+    ap.add_argument("--data-layers", default="", help="target layers whose features the data keeps, joined by + "
+                    "(default: the drafter's), so that variants can read other layers (`layers=13+20+27`)")
     ap.add_argument("--threads", type=int, help="torch and llama.cpp threads (default: every core)")
     a = ap.parse_args(argv)
+    try:
+        data_layers = tuple(int(v) for v in a.data_layers.split("+")) if a.data_layers else ()
+    except ValueError:
+        print(f"ablation: error: --data-layers {a.data_layers!r} is not layer numbers joined by +", file=sys.stderr)
+        return 2
     if a.target is None:
         from engine.store.embedded import ensure
 
         a.target = ensure()
     try:
-        results = run(a.target, a.answers, Recipe(data_tokens=a.data_tokens), a.variant or ["base"], a.steps,
+        results = run(a.target, a.answers, Recipe(data_tokens=a.data_tokens, data_layers=data_layers), a.variant or ["base"], a.steps,
                       n_threads=a.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
     except (ValueError, OSError) as e:
         print(f"ablation: error: {e}", file=sys.stderr)

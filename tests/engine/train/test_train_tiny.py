@@ -334,6 +334,28 @@ def test_ablation_trains_each_variant_once_on_the_same_data(tiny_gguf, tmp_path)
     assert 30 <= less["train_tokens=30@3"]["data"]["train_answer_tokens"] < first["base@3"]["data"]["train_answer_tokens"]
 
 
+def test_ablation_variants_read_other_layers_of_the_stored_features(tiny_gguf, tmp_path):
+    from engine.train import ablation
+
+    recipe = replace(RECIPE, data_tokens=100, layers=(0,), data_layers=(0, 1))
+    answers = tmp_path / "answers.npz"
+    data_stage.write_answers(answers, {i: (np.array(t), n) for i, (t, n) in enumerate(_answers(tiny_gguf))},
+                             file_sha256(tiny_gguf), recipe.max_new)
+    rows = ablation.run(tiny_gguf, answers, recipe, ["base", "layers=1", "layers=0+1"], steps=2, n_threads=1,
+                        log=lambda m: None)
+    assert all(r["data"]["layers"] == [0, 1] for r in rows.values())
+    # one fused layer against two: the fusion layer's input width is what differs
+    assert rows["layers=1@2"]["parameters"] == rows["base@2"]["parameters"] < rows["layers=0+1@2"]["parameters"]
+
+
+def test_ablation_refuses_data_layers_that_are_not_numbers(capsys):
+    from engine.train import ablation
+
+    assert ablation.main(["--data-layers", "1+x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ablation: error: --data-layers '1+x' is not layer numbers joined by +"]
+
+
 def _answers(tiny_gguf) -> list[tuple[list[int], int]]:
     """Token ids as the answers file holds them: prompt then a made-up answer (recapture reads any text)."""
     from engine.target import Target, TargetSettings
