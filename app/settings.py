@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from engine.methods import TREE_BUDGET
+from engine.methods import D2SD_K, TREE_BUDGET
 from engine.paths import config_dir
 
 
@@ -31,7 +31,7 @@ class AppSettings:
     vp_drafter_dir: str = ""        # VP drafter folder beside drafter_dir; "" reuses drafter 1 in its place
     method: str = "auto"            # speculative by default: drafts what pays on this machine and model
     gamma: int = 16                 # block length (paper default)
-    k: int = 4                      # re-anchor rows (paper default)
+    k: int = D2SD_K                 # d2sd's re-anchor rows (the paper's 4 with its rows), naive's resampled rows
     node_budget: int = TREE_BUDGET  # most nodes in one verified tree (tree methods add the likeliest first)
     runner_up: bool = True          # d2sd: VP rows re-anchor on drafter 1's runner-up tokens (else the paper's points)
     n_gpu_layers: int = -1          # -1: every layer when llama.cpp was built with GPU offload
@@ -66,10 +66,12 @@ def settings_path() -> Path:
 # Older files hold the old defaults, written for everyone, so they are read as the new ones: before format 2
 # (no "format" key) the context, 4096, before "from the model"; before format 3 runner_up, False, before
 # runner-up rows became d2sd's default, and node_budget, 64, before d2sd's trees were built likeliest node
-# first (the same τ from 32). The format number is saved with every file.
-FORMAT = 3
+# first (the same τ from 32); before format 4 k, 4, before eight runner-up rows became d2sd's default. The
+# format number is saved with every file.
+FORMAT = 4
 _OLD_DEFAULT_N_CTX = 4096
 _OLD_DEFAULT_NODE_BUDGET = 64
+_OLD_DEFAULT_K = 4
 
 
 def load_settings(path: Path | None = None) -> AppSettings:
@@ -91,6 +93,8 @@ def load_settings(path: Path | None = None) -> AppSettings:
         del kept["runner_up"]
     if written < 3 and kept.get("node_budget") == _OLD_DEFAULT_NODE_BUDGET:
         del kept["node_budget"]
+    if written < 4 and kept.get("k") == _OLD_DEFAULT_K:
+        del kept["k"]
     return AppSettings(**kept)
 
 

@@ -17,7 +17,8 @@ def _add_target_args(p: argparse.ArgumentParser, method: str) -> None:
     p.add_argument("--method", default=method,
                    help=f"decoding method: ar, lookup, ardraft, dflash, naive, ddtree, d2sd, auto (default {method})")
     p.add_argument("--gamma", type=int, default=None, help="draft length for lookup / drafters")
-    p.add_argument("--k", type=int, default=4, help="d2sd / naive: rows re-anchored or resampled")
+    p.add_argument("--k", type=int, default=None,
+                   help="d2sd / naive / auto: rows re-anchored or resampled (default: 8 for d2sd, 4 for the others)")
     p.add_argument("--budget", type=int, default=None, help="most tokens in one verified tree")
     p.add_argument("--alt", action=argparse.BooleanOptionalAction, default=None,
                    help="d2sd: re-anchor the VP rows on drafter 1's runner-up tokens (the default); "

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.methods.base import Method
-from engine.methods.drafting import TREE_BUDGET, D2SD, DDTree, DFlash, Naive
+from engine.methods.drafting import D2SD_K, TREE_BUDGET, D2SD, DDTree, DFlash, Naive
 from engine.methods.lookup import MAX_GAMMA, PromptLookup
 from engine.methods.plain import Plain
 
@@ -10,7 +10,7 @@ METHODS = ["auto", "ar", "lookup", "ardraft", "dflash", "naive", "ddtree", "d2sd
 DRAFTER_METHODS = {"dflash", "naive", "ddtree", "d2sd"}
 
 
-def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4, budget: int | None = None,
+def make_method(name: str, target=None, *, gamma: int | None = None, k: int | None = None, budget: int | None = None,
                 drafter=None, vp_drafter=None, draft_model=None, p_min: float = 0.0, curve=None,
                 reuse: int = 0, alt: bool | None = None) -> Method:
     """A plain constructor: engine.ready_method finds the target's drafters and cost curve and keeps
@@ -20,7 +20,7 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
     `auto` needs the target's verify cost `curve` and uses the drafters when given. `reuse`: d2sd with
     drafter 1 in the VP drafter's place (the ablation a public DFlash checkpoint allows). `alt`: whether
     d2sd's VP rows re-anchor on drafter 1's runner-up tokens or at the paper's rejection points; None
-    keeps `D2SD`'s default (runner-ups)."""
+    keeps `D2SD`'s default (runner-ups). `k` None: each method's own row count (d2sd 8, naive and auto 4)."""
     if name == "ar":
         return Plain()
     if name == "lookup":
@@ -44,14 +44,16 @@ def make_method(name: str, target=None, *, gamma: int | None = None, k: int = 4,
         raise ValueError("drafter 1 and the VP drafter read different target layers")
     if target is not None and drafter is not None:
         target.set_capture_layers(drafter.config.target_layer_ids)
+    rows = {} if k is None else {"k": k}
     if name == "auto":
         from engine.methods.auto import Auto
 
-        return Auto(curve, drafter, vp_drafter, gamma=gamma, k=k)
+        return Auto(curve, drafter, vp_drafter, gamma=gamma, **rows)
     if name == "dflash":
         return DFlash(drafter, gamma, budget)
     if name == "naive":
-        return Naive(drafter, gamma, k, budget)
+        return Naive(drafter, gamma, budget=budget, **rows)
     if name == "ddtree":
         return DDTree(drafter, gamma, budget or TREE_BUDGET)
-    return D2SD(drafter, vp_drafter, gamma, k, budget or TREE_BUDGET, **({} if alt is None else {"alt": bool(alt)}))
+    return D2SD(drafter, vp_drafter, gamma, budget=budget or TREE_BUDGET, **rows,
+                **({} if alt is None else {"alt": bool(alt)}))

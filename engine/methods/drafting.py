@@ -42,6 +42,9 @@ class DrafterSync:
 # Nodes a tree method (ddtree, d2sd) verifies at most unless told: both add nodes likeliest first, and with
 # the fourth pair neither gains past ~24 (docs/benchmarks.md, "Runner-up rows as d2sd's default").
 TREE_BUDGET = 32
+# d2sd's VP rows unless told: with runner-up rows and a 32-node budget, 8 rows beat the paper's 4 by ~0.05 τ on
+# HumanEval (replay and a real run) at the same nodes and speed (docs/benchmarks.md, "Eight d2sd rows").
+D2SD_K = 8
 
 
 class _DrafterMethod:
@@ -140,7 +143,7 @@ class D2SD(_DrafterMethod):
     name = "d2sd"
     chain = False
 
-    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = 4, budget: int = TREE_BUDGET,
+    def __init__(self, drafter, vp_drafter=None, gamma=None, k: int = D2SD_K, budget: int = TREE_BUDGET,
                  alt: bool = True, top: int = 4):
         super().__init__(drafter, gamma, budget)
         self.vp = vp_drafter or drafter

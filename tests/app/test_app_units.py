@@ -35,7 +35,7 @@ def test_the_old_saved_default_context_becomes_the_models_own(tmp_path):
     path.write_text(json.dumps({"n_ctx": 4096, "k": 3}))  # written before "from the model" was the default
     assert load_settings(path) == AppSettings(k=3) and AppSettings().n_ctx == 0
     save_settings(AppSettings(n_ctx=4096), path)  # chosen in this version: kept
-    assert load_settings(path).n_ctx == 4096 and json.loads(path.read_text())["format"] == 3
+    assert load_settings(path).n_ctx == 4096 and json.loads(path.read_text())["format"] == 4
     path.write_text(json.dumps({"n_ctx": 8192}))  # an old file's own choice: kept
     assert load_settings(path).n_ctx == 8192
 
@@ -53,6 +53,17 @@ def test_the_old_saved_paper_rows_and_node_budget_become_the_new_defaults(tmp_pa
     assert load_settings(path).node_budget == 48
     path.write_text(json.dumps({"format": 2, "runner_up": True, "n_ctx": 4096}))  # format 2 chose its context
     assert (load_settings(path).runner_up, load_settings(path).n_ctx) == (True, 4096)
+
+
+def test_the_old_saved_four_rows_become_the_new_default(tmp_path):
+    path = tmp_path / "settings.json"
+    for old in ({"k": 4}, {"format": 3, "k": 4}):  # the old default
+        path.write_text(json.dumps(old))
+        assert load_settings(path).k == AppSettings().k == 8
+    path.write_text(json.dumps({"format": 3, "k": 6}))  # an old file's own choice: kept
+    assert load_settings(path).k == 6
+    save_settings(AppSettings(k=4), path)  # chosen in this version: kept
+    assert load_settings(path).k == 4
 
 
 def test_method_params_only_what_the_method_takes():

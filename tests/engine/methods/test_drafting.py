@@ -70,6 +70,14 @@ def test_default_rows_branch_off_drafter1_with_its_runner_ups(target, drafters):
             assert [trie.sources[c] for c in range(len(trie)) if trie.parents[c] == branch] == [VP]
 
 
+def test_each_method_keeps_its_own_row_count_unless_told(target, drafters):
+    d1, vp = drafters
+    assert make_method("d2sd", target, drafter=d1, vp_drafter=vp).k == 8   # runner-up rows: 8 pay at 32 nodes
+    assert make_method("naive", target, drafter=d1).k == 4
+    assert make_method("d2sd", target, drafter=d1, vp_drafter=vp, k=3).k == 3
+    assert make_method("naive", target, drafter=d1, k=5).k == 5
+
+
 @pytest.mark.parametrize("name, params", [
     ("dflash", {}), ("naive", {"k": 3}), ("ddtree", {"budget": 20}), ("d2sd", {"k": 3}), ("d2sd-reuse", {"k": 2}),
     ("d2sd", {"k": 3, "alt": 0}),
