@@ -36,6 +36,11 @@ TRAINING_FIELDS = ("train_tokens", "labels", "intermediate_size", "num_layers", 
                    "anchors_per_step", "lam", "layers", "vocab_size", "scale_features", "sample_positions", "bf16")
 
 
+def layer_list(text: str) -> tuple[int, ...]:
+    """"1+13+25" -> (1, 13, 25); ValueError when a part is not a number."""
+    return tuple(int(v) for v in text.split("+"))
+
+
 def parse_variant(text: str, base: Recipe) -> Recipe:
     """`base`, or `field=value[,field=value]` over the base recipe (only fields that shape drafter 1's
     training; the data is shared)."""
@@ -50,7 +55,7 @@ def parse_variant(text: str, base: Recipe) -> Recipe:
         kind = types[name]
         try:
             if "tuple" in str(kind):
-                changes[name] = tuple(int(v) for v in value.split("+"))
+                changes[name] = layer_list(value)
             elif kind in ("bool", bool):
                 changes[name] = {"1": True, "true": True, "0": False, "false": False}[value.lower()]
             elif kind in ("int", int):
@@ -144,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1200, help="training steps of every variant (default 1200)")
     ap.add_argument("--variant", action="append", default=[], help="base, or field=value[,field=value]")
     ap.add_argument("--data-layers", default="", help="target layers whose features the data keeps, joined by + "
-                    "(default: the drafter's), so that variants can read other layers (`layers=13+20+27`)")
+                    "(default: the drafter's), so that variants can read other layers (`layers=7+20+26`)")
     ap.add_argument("--threads", type=int, help="torch and llama.cpp threads (default: every core)")
     a = ap.parse_args(argv)
     try:
-        data_layers = tuple(int(v) for v in a.data_layers.split("+")) if a.data_layers else ()
+        data_layers = layer_list(a.data_layers) if a.data_layers else ()
     except ValueError:
         print(f"ablation: error: --data-layers {a.data_layers!r} is not layer numbers joined by +", file=sys.stderr)
         return 2
@@ -157,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
 
         a.target = ensure()
     try:
-        results = run(a.target, a.answers, Recipe(data_tokens=a.data_tokens, data_layers=data_layers), a.variant or ["base"], a.steps,
-                      n_threads=a.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
+        base = Recipe(data_tokens=a.data_tokens, data_layers=data_layers)
+        results = run(a.target, a.answers, base, a.variant or ["base"], a.steps, n_threads=a.threads,
+                      log=lambda m: print(m, file=sys.stderr, flush=True))
     except (ValueError, OSError) as e:
         print(f"ablation: error: {e}", file=sys.stderr)
         return 1
